@@ -1,0 +1,1 @@
+"""MaGGIe video instance matting: network, sparse detail refinement, window runner."""
