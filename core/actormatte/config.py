@@ -1,0 +1,134 @@
+"""Runtime knobs of each pipeline stage, as frozen dataclasses, and the device choice.
+
+Architecture constants fixed by a checkpoint live next to the networks (``propagation/``,
+``matting/``); this module only holds what a user or a host may change per job: processing sizes,
+the matting schedule, checkpoint spacing, output precision. The CLI and the hosts build these from
+flags; :mod:`actormatte.pipeline` reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actormatte.errors import InputError
+
+SCHEDULES = ("window5", "reference")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    """How the plate is read.
+
+    Attributes:
+        input_colorspace: OCIO colour space of the plate; ``None`` picks the io default
+            (sRGB for integer files, scene-linear for float files).
+        start_frame: First frame number of a movie (image sequences keep their own numbers).
+    """
+
+    input_colorspace: str | None = None
+    start_frame: int = 1
+
+
+@dataclass(frozen=True)
+class PropagateConfig:
+    """XMem propagation.
+
+    Attributes:
+        size: Short side XMem works at (480 as the official eval); ``-1`` keeps the plate size.
+        checkpoint_every: Frames between two XMem snapshots in ``<work>/checkpoint``.
+        backward: Propagate backwards from the first keyframe over the frames before it (the
+            official eval leaves them empty).
+        mem_every: XMem's memory-frame interval (official 5); a testing knob.
+        max_mid_term_frames: Working-memory frames kept before consolidation (official 10);
+            a testing knob.
+        min_mid_term_frames: Working-memory frames kept after consolidation (official 5).
+    """
+
+    size: int = 480
+    checkpoint_every: int = 10
+    backward: bool = True
+    mem_every: int = 5
+    max_mid_term_frames: int = 10
+    min_mid_term_frames: int = 5
+
+    def __post_init__(self) -> None:
+        if self.size != -1 and self.size < 16:
+            raise InputError(f"--xmem-size {self.size} is too small; use 16 or more, or -1 "
+                             "to keep the plate size")
+        if self.checkpoint_every < 1:
+            raise InputError("--checkpoint-every must be 1 or more")
+
+
+@dataclass(frozen=True)
+class MatteConfig:
+    """MaGGIe matting.
+
+    Attributes:
+        size: Short side MaGGIe works at (576 as the official test transform).
+        schedule: ``window5`` (5-frame windows, stride 3, chunkable) or ``reference`` (the
+            official 3-frame loop with its previous-prediction carry).
+        window: Frames per window of the ``window5`` schedule.
+        stride: Frames between window starts of the ``window5`` schedule.
+        max_instances: Actors per network forward (MaGGIe has 10 instance slots).
+    """
+
+    size: int = 576
+    schedule: str = "window5"
+    window: int = 5
+    stride: int = 3
+    max_instances: int = 10
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"--schedule {self.schedule!r} is unknown; use one of "
+                             f"{', '.join(SCHEDULES)}")
+        if self.size < 32:
+            raise InputError(f"--size {self.size} is too small; use 32 or more (576 default)")
+        if self.window < 3 or not 1 <= self.stride <= self.window - 2:
+            raise InputError("the window must have 3 frames or more and a stride between 1 "
+                             "and window - 2")
+        if not 1 <= self.max_instances <= 10:
+            raise InputError("max_instances must be between 1 and 10 (MaGGIe's instance slots)")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """EXR output.
+
+    Attributes:
+        name: Output file stem (``<out>/<name>.<frame>.exr``); ``None`` = ``<plate stem>_mattes``.
+        half: Write half-float channels (float32 when false).
+        overwrite: Recompute frames that already exist instead of skipping them.
+    """
+
+    name: str | None = None
+    half: bool = True
+    overwrite: bool = False
+
+
+def resolve_device(name: str) -> str:
+    """Turn a ``--device`` value into a torch device string.
+
+    Args:
+        name: ``auto`` (CUDA when torch sees a GPU), ``cpu`` or ``cuda`` (``cuda:N`` accepted).
+
+    Returns:
+        ``"cpu"`` or a ``"cuda..."`` string.
+
+    Raises:
+        InputError: Unknown value, or CUDA asked for where torch sees no GPU.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: torch sees no CUDA GPU on this machine "
+                             f"(torch {torch.__version__}); use --device cpu or --device auto")
+        return name
+    raise InputError(f"--device {name!r} is unknown; use auto, cpu or cuda")
+
