@@ -1,0 +1,389 @@
+"""Per-frame matte EXRs: atomic writer, resume validation and a reader for tests and hosts.
+
+Called by the pipeline's write stage (:class:`MatteWriter`) and by tests (:func:`read_matte_exr`).
+The file layout follows CONVENTIONS.md: one single-part scanline EXR per plate frame, data window
+= display window = plate size, ZIP compression, half (or float32) channels ``<layer>.A`` for
+every actor on every frame (zeros where absent), optional root ``A`` = max over actors, string
+attributes ``actormatte/<key>``. ``actormatte/layers`` always holds the JSON list of layers in
+actor order (EXR stores channels sorted by name).
+
+Atomicity: a frame is written to a hidden temporary file in the output folder,
+``.<name>.<frame>.<host>.<pid>.<token>.tmp.exr`` (no host pattern ``<name>.####.exr`` matches it),
+fsynced, then renamed into place with ``os.replace``; the folder is fsynced after the rename. A
+kill leaves complete frames plus, at worst, a temporary file that :meth:`MatteWriter.
+cleanup_stale_temps` removes on the next run.
+
+Resume: :meth:`MatteWriter.is_complete` checks the header (channel set, size, windows, pixel
+type, scanline) and decodes every pixel, which is what catches a truncated file (OpenEXR keeps
+its chunk offset table at the start, so the header of a cut file reads fine). Decoding a 2K frame
+with a few half channels takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import psutil
+
+from actormatte import __version__
+from actormatte.errors import ActorMatteError, InputError, ShapeError
+from actormatte.export.layers import LAYER_NAME_RE, channel_name
+
+logger = logging.getLogger(__name__)
+
+METADATA_PREFIX = "actormatte/"
+LAYERS_KEY = "layers"
+UNION_CHANNEL = "A"
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+_EMPTY: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True)
+class MatteFrame:
+    """The mattes of one plate frame.
+
+    Attributes:
+        frame: Plate frame number.
+        alphas: Layer -> (H, W) float32 matte in 0..1, in actor order.
+    """
+
+    frame: int
+    alphas: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class MatteWriter:
+    """Writes ``<out_dir>/<name>.<frame>.exr`` files atomically and validates them for resume."""
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        name: str,
+        layers: Sequence[str],
+        width: int,
+        height: int,
+        *,
+        padding: int = 4,
+        half: bool = True,
+        metadata: Mapping[str, str] = _EMPTY,
+        union: bool = False,
+    ) -> None:
+        """Describe the sequence; nothing touches the disk until a write or a check.
+
+        Args:
+            out_dir: Output folder (created by :meth:`check_writable` or the first write).
+            name: File stem, ``<plate stem>_mattes`` by default in the CLI.
+            layers: Layer names in actor order, already valid (see ``make_layer_names``).
+            width: Plate width.
+            height: Plate height.
+            padding: Minimum digits of the frame number in file names.
+            half: Half-float channels (default) or float32.
+            metadata: Attributes for every frame, written as ``actormatte/<key>``.
+            union: Also write a root ``A`` channel, the max over actors.
+
+        Raises:
+            ValueError: An invalid layer, duplicate layer, size, padding, name or metadata key
+                (callers validate user input before this; these are bugs).
+        """
+        bad = [layer for layer in layers if not LAYER_NAME_RE.match(layer)]
+        if bad or len(set(layers)) != len(layers) or not layers:
+            raise ValueError(f"layers must be unique valid layer names, got {list(layers)}")
+        if width <= 0 or height <= 0 or padding < 1:
+            raise ValueError(f"bad size {width}x{height} or padding {padding}")
+        if not name or os.sep in name or (os.altsep and os.altsep in name):
+            raise ValueError(f"output name must be a plain file stem, got {name!r}")
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.layers = tuple(layers)
+        self.width, self.height = width, height
+        self.padding = padding
+        self.half = half
+        self.union = union
+        self.channels = tuple(channel_name(layer) for layer in self.layers) + (
+            (UNION_CHANNEL,) if union else ()
+        )
+        self.metadata = {"version": __version__, **_checked_metadata(metadata)}
+        self.metadata[LAYERS_KEY] = json.dumps(list(self.layers))
+        self._temp_re = re.compile(
+            rf"^\.{re.escape(name)}\.-?\d+\.([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]+\.tmp\.exr$"
+        )
+
+    def __repr__(self) -> str:
+        kind = "half" if self.half else "float"
+        return f"MatteWriter({self.pattern!r}, layers={list(self.layers)}, {kind})"
+
+    @property
+    def pattern(self) -> str:
+        """The output sequence spelled with hashes, ``<out>/<name>.####.exr``."""
+        return str(self.out_dir / f"{self.name}.{'#' * self.padding}.exr")
+
+    def path_for(self, frame: int) -> Path:
+        """``<out_dir>/<name>.<frame padded>.exr``."""
+        return self.out_dir / f"{self.name}.{frame:0{self.padding}d}.exr"
+
+    def write_frame(self, matte: MatteFrame, extra_metadata: Mapping[str, str] = _EMPTY) -> Path:
+        """Write a :class:`MatteFrame` (see :meth:`write`)."""
+        return self.write(matte.frame, matte.alphas, extra_metadata)
+
+    def write(
+        self,
+        frame: int,
+        alphas: Mapping[str, np.ndarray],
+        extra_metadata: Mapping[str, str] = _EMPTY,
+    ) -> Path:
+        """Write one frame atomically; a missing layer is written as zeros.
+
+        Shape:
+            alphas: layer -> (H, W) float in 0..1 (values are clipped to 0..1).
+
+        Returns:
+            The final path.
+
+        Raises:
+            ShapeError: A matte's shape differs from the plate size.
+            ActorMatteError: An unknown layer or non-finite values (a bug upstream), or the
+                file cannot be written (the message names it).
+        """
+        pixels = self._stack(frame, alphas)  # (H, W, C)
+        spec = self._spec({**self.metadata, **_checked_metadata(extra_metadata)})
+        final = self.path_for(frame)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        temp = self.out_dir / (
+            f".{self.name}.{frame:0{self.padding}d}.{_HOST}.{os.getpid()}."
+            f"{secrets.token_hex(4)}.tmp.exr"
+        )
+        try:
+            _write_exr(temp, spec, pixels)
+            _fsync_file(temp)
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.out_dir)
+        return final
+
+    def is_complete(self, frame: int) -> bool:
+        """Whether ``frame``'s file exists and is a whole, decodable file of this layout.
+
+        Checks the channel set, size and windows, pixel type and scanline layout in the header,
+        then decodes every pixel (catches truncation).
+        """
+        path = self.path_for(frame)
+        if not path.is_file():
+            return False
+        inp = oiio.ImageInput.open(str(path))
+        if inp is None:
+            oiio.geterror()  # clear OIIO's global error
+            logger.info("frame %d: unreadable header, will rewrite %s", frame, path)
+            return False
+        try:
+            spec = inp.spec()
+            reason = self._layout_mismatch(spec)
+            if reason is None and inp.read_image(oiio.FLOAT) is None:
+                reason = f"pixels do not decode ({inp.geterror()})"
+        finally:
+            inp.close()
+        if reason is not None:
+            logger.info("frame %d: %s, will rewrite %s", frame, reason, path)
+        return reason is None
+
+    def check_writable(self) -> None:
+        """Create the output folder if needed and prove a file can be created in it.
+
+        Raises:
+            InputError: The folder cannot be created or written; names it and the fix.
+        """
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"cannot create the output folder {self.out_dir}: {exc.strerror or exc}; "
+                "pass an --out folder you can write to"
+            ) from exc
+        probe = self.out_dir / f".{self.name}.probe.{_HOST}.{os.getpid()}.tmp"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"actormatte")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(
+                f"cannot write in the output folder {self.out_dir}: {exc.strerror or exc}; "
+                "fix its permissions or free space, or pass another --out"
+            ) from exc
+
+    def cleanup_stale_temps(self, *, min_age_s: float = 3600.0) -> int:
+        """Remove temporary files this writer's name left behind in a killed run.
+
+        A temp file is stale when its process (same host) no longer runs, or when it is older
+        than ``min_age_s`` (other hosts writing the same folder on a farm are left alone until
+        then). Returns the number of files removed.
+        """
+        if not self.out_dir.is_dir():
+            return 0
+        removed = 0
+        now = time.time()
+        for entry in os.scandir(self.out_dir):
+            match = self._temp_re.match(entry.name)
+            if match is None:
+                continue
+            host, pid = match.group(1), int(match.group(2))
+            try:
+                age = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            dead = host == _HOST and pid != os.getpid() and not psutil.pid_exists(pid)
+            if dead or age > min_age_s:
+                Path(entry.path).unlink(missing_ok=True)
+                logger.info("removed stale temporary file %s", entry.path)
+                removed += 1
+        return removed
+
+    def _stack(self, frame: int, alphas: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Stack the mattes into the file's channel order, zeros for absent layers.
+
+        Shape:
+            Returns (H, W, C), C = number of layers (+1 with the union channel).
+        """
+        unknown = sorted(set(alphas) - set(self.layers))
+        if unknown:
+            raise ActorMatteError(
+                f"frame {frame}: mattes for unknown layers {unknown} (expected {self.layers}); "
+                "this is a bug, please report it"
+            )
+        pixels = np.zeros((self.height, self.width, len(self.channels)), dtype=np.float32)
+        for index, layer in enumerate(self.layers):
+            alpha = alphas.get(layer)
+            if alpha is None:
+                continue
+            if alpha.shape != (self.height, self.width):
+                raise ShapeError(
+                    f"frame {frame}: matte '{layer}' is {alpha.shape}, expected "
+                    f"{(self.height, self.width)}"
+                )
+            if not np.all(np.isfinite(alpha)):
+                raise ActorMatteError(f"frame {frame}: matte '{layer}' has NaN or inf values")
+            pixels[:, :, index] = np.clip(alpha, 0.0, 1.0)
+        if self.union:
+            pixels[:, :, -1] = pixels[:, :, : len(self.layers)].max(axis=2)
+        return pixels
+
+    def _spec(self, metadata: Mapping[str, str]) -> oiio.ImageSpec:
+        pixel_type = oiio.HALF if self.half else oiio.FLOAT
+        spec = oiio.ImageSpec(self.width, self.height, len(self.channels), pixel_type)
+        spec.channelnames = self.channels
+        spec.alpha_channel = -1
+        spec.attribute("compression", "zip")
+        spec.attribute("openexr:lineOrder", "increasingY")
+        for key, value in metadata.items():
+            spec.attribute(METADATA_PREFIX + key, value)
+        return spec
+
+    def _layout_mismatch(self, spec: oiio.ImageSpec) -> str | None:
+        """Why a file's header does not match this writer's layout, or ``None``."""
+        windows = (spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y,
+                   spec.full_width, spec.full_height)
+        if windows != (0, 0, self.width, self.height, 0, 0, self.width, self.height):
+            return f"size/windows {windows} differ from {self.width}x{self.height}"
+        if set(spec.channelnames) != set(self.channels) or spec.nchannels != len(self.channels):
+            return f"channels {list(spec.channelnames)} differ from {list(self.channels)}"
+        expected = oiio.HALF if self.half else oiio.FLOAT
+        formats = list(spec.channelformats) or [spec.format]
+        if any(f.basetype != expected for f in formats):
+            return f"pixel type {spec.format} is not {'half' if self.half else 'float'}"
+        if spec.tile_width or spec.deep:
+            return "not a flat scanline file"
+        return None
+
+
+def read_matte_exr(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a matte EXR written by :class:`MatteWriter`.
+
+    Returns:
+        Layer -> (H, W) float32 matte for every ``<layer>.A`` channel, in actor order when the
+        file has ``actormatte/layers`` (else file order), and the ``actormatte/*`` attributes
+        with the prefix removed. The root union channel ``A`` is not returned.
+
+    Raises:
+        InputError: The file cannot be opened or decoded.
+    """
+    inp = oiio.ImageInput.open(os.fspath(path))
+    if inp is None:
+        raise InputError(f"cannot read matte file {path}: {oiio.geterror()}")
+    try:
+        spec = inp.spec()
+        pixels = inp.read_image(oiio.FLOAT)
+        if pixels is None:
+            raise InputError(f"matte file {path} does not decode (truncated?): {inp.geterror()}")
+    finally:
+        inp.close()
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, -1)  # (H,W,C)
+    metadata = {
+        str(attr.name)[len(METADATA_PREFIX) :]: str(attr.value)
+        for attr in spec.extra_attribs
+        if str(attr.name).startswith(METADATA_PREFIX)
+    }
+    by_layer = {
+        str(ch)[: -len(".A")]: pixels[:, :, i].copy()
+        for i, ch in enumerate(spec.channelnames)
+        if str(ch).endswith(".A") and str(ch) != ".A"
+    }
+    order = json.loads(metadata[LAYERS_KEY]) if LAYERS_KEY in metadata else list(by_layer)
+    ordered = {layer: by_layer[layer] for layer in order if layer in by_layer}
+    ordered.update({k: v for k, v in by_layer.items() if k not in ordered})
+    return ordered, metadata
+
+
+def _checked_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    for key, value in metadata.items():
+        if not _KEY_RE.match(key) or key == LAYERS_KEY:
+            raise ValueError(f"bad metadata key {key!r} (letters, digits, _ . - ; not 'layers')")
+        if not isinstance(value, str):
+            raise TypeError(f"metadata {key!r} must be a string, got {type(value).__name__}")
+    return dict(metadata)
+
+
+def _write_exr(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+    out = oiio.ImageOutput.create("openexr")
+    if out is None:
+        raise ActorMatteError(f"OpenImageIO has no EXR writer: {oiio.geterror()}")
+    if not out.open(str(path), spec):
+        raise ActorMatteError(
+            f"cannot write {path}: {out.geterror()}; check the folder's permissions and free space"
+        )
+    ok = out.write_image(pixels)
+    error = out.geterror() if not ok else ""
+    closed = out.close()
+    if not ok or not closed:
+        raise ActorMatteError(
+            f"writing {path} failed: {error or out.geterror()}; check free space on the disk"
+        )
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; folders cannot be opened for fsync on Windows."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
