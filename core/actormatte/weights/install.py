@@ -161,9 +161,10 @@ class _Fetcher:
         source = find_in_folder(self.weights_from, weight)
         if source is None:
             wanted = self.weights_from / weight.relpath
+            origin = (f"a Hugging Face snapshot of {weight.hf_repo} there" if weight.hf_repo
+                      else f"the file downloaded from {weight.url}")
             raise WeightsError(f"{weight.relpath} not found in --weights-from "
-                               f"{self.weights_from}; put it at {wanted} (or copy a Hugging "
-                               f"Face snapshot of {weight.source})")
+                               f"{self.weights_from}; put it at {wanted} (or put {origin})")
         with open(source, "rb") as stream:
             return self._stream(weight, stream, tmp, source.stat().st_size)
 
@@ -222,6 +223,17 @@ def _installed_entry(root: Path, weight: WeightFile, model: ModelEntry,
     return ManifestEntry(status.sha256, size, weight.source, model.licence, model.name)
 
 
+def _notify_licences(models: list[ModelEntry], report: InstallProgress) -> None:
+    """One notice per distinct licence notice, naming the models it covers."""
+    by_notice: dict[str, list[str]] = {}
+    for model in models:
+        if model.notice:
+            by_notice.setdefault(model.notice, []).append(model.name)
+    for notice, names in by_notice.items():
+        logger.info("%s: %s", ", ".join(names), notice)
+        report(InstallEvent("notice", message=f"{', '.join(names)}: {notice}"))
+
+
 def _check_disk(root: Path, weights: list[WeightFile]) -> None:
     needed = sum(w.size or w.approx_size or 0 for w in weights)
     free = shutil.disk_usage(root).free
@@ -265,12 +277,10 @@ def install_weights(models_dir: str | Path, *, weights_from: str | Path | None =
     entries = dict(existing.files) if existing else {}
     fetcher = _Fetcher(root, source, report)
     names = list(models) if models is not None else list(REGISTRY)
+    _notify_licences([get_model(name) for name in names], report)
     entries_to_fetch = []
     for name in names:
         model = get_model(name)
-        if model.notice:
-            logger.warning("%s", model.notice)
-            report(InstallEvent("notice", message=f"{model.name}: {model.notice}"))
         for weight in model.files:
             kept = _installed_entry(root, weight, model, existing)
             if kept is not None:
