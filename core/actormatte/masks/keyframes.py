@@ -44,6 +44,7 @@ _ID_TOLERANCE = 1e-3
 _REFUSED_SUFFIXES = (".jpg", ".jpeg", ".jpe")
 #: More distinct ids than this in one ID map means the file is a picture, not an ID map.
 _MAX_IDS = 64
+_MAX_ID_VALUE = 65535
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,14 @@ def read_id_map(path: Path, plate_size: tuple[int, int], flag: str = "--masks") 
         ids = first.astype(np.int64)
     else:
         values = first.astype(np.float64)
-        finite = bool(np.isfinite(values).all())
-        ids = np.rint(np.nan_to_num(values)).astype(np.int64)
-        worst = float(np.abs(np.nan_to_num(values) - ids).max()) if values.size else 0.0
-        if not finite or worst > _ID_TOLERANCE:
+        if not np.isfinite(values).all() or (values.size and values.max() > _MAX_ID_VALUE):
+            raise InputError(f"{flag} {path}: NaN, infinite or huge values; an ID map holds "
+                             "whole numbers (0 = background, k = actor k)")
+        ids = np.rint(values).astype(np.int64)
+        worst = float(np.abs(values - ids).max()) if values.size else 0.0
+        if worst > _ID_TOLERANCE:
             raise InputError(f"{flag} {path}: an ID map holds whole numbers (0 = background, "
-                             f"k = actor k) but this file has fractional or NaN values (off by "
+                             f"k = actor k) but this file has fractional values (off by "
                              f"up to {worst:.3g}); write the ids unfiltered, or pass per-actor "
                              "masks with --actor-mask NAME=PATH")
     if ids.size and ids.min() < 0:
