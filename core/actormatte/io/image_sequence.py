@@ -23,6 +23,16 @@ logger = logging.getLogger(__name__)
 _FLOAT_TYPES = (oiio.HALF, oiio.FLOAT, oiio.DOUBLE)
 
 
+def _open(file: str, frame: int) -> oiio.ImageInput:
+    """Open a frame file; PNG/TIFF colour stays as stored (OIIO would premultiply by alpha)."""
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    inp = oiio.ImageInput.open(file, config)
+    if inp is None:
+        raise InputError(f"cannot read plate frame {frame}: {file}: {oiio.geterror()}")
+    return inp
+
+
 class ImageSequencePlate(Plate):
     """A numbered image sequence; frames are read on demand, one file per :meth:`read`."""
 
@@ -62,9 +72,7 @@ class ImageSequencePlate(Plate):
         """
         self._check_frame(frame)
         file = self.path_for(frame)
-        inp = oiio.ImageInput.open(file)
-        if inp is None:
-            raise InputError(f"cannot read plate frame {frame}: {file}: {oiio.geterror()}")
+        inp = _open(file, frame)
         try:
             spec = inp.spec()
             self._check_size(spec, file, frame)
@@ -114,9 +122,7 @@ class ImageSequencePlate(Plate):
 
 
 def _open_spec(file: str, frame: int) -> oiio.ImageSpec:
-    inp = oiio.ImageInput.open(file)
-    if inp is None:
-        raise InputError(f"cannot read plate frame {frame}: {file}: {oiio.geterror()}")
+    inp = _open(file, frame)
     try:
         return inp.spec()
     finally:

@@ -49,6 +49,13 @@ class MoviePlate(Plate):
         if count <= 0:
             count = self._count_by_decoding()
         self.frames = list(range(start_frame, start_frame + count))
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """Go back to the first frame so that a read from the start never seeks."""
+        if self._next_index != 0 and self._capture is not None:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0.0)
+            self._next_index = 0
 
     def path_for(self, frame: int) -> str:
         """The movie file (every frame lives in it)."""
