@@ -1,0 +1,114 @@
+"""ActorMatte for Nuke: what the gizmo's buttons and callbacks call.
+
+Public API (main thread; ``node`` defaults to ``nuke.thisNode()``):
+- :func:`run` starts ``actormatte run`` for the node (GUI: worker thread + ProgressTask;
+  ``nuke -t``: blocks, prints progress and raises :class:`ActorMatteNukeError` on failure);
+- :func:`cancel` stops the node's running job; :func:`reload` re-reads the cached EXRs;
+- :func:`on_create` (the gizmo's ``onCreate``) rebuilds the layer chain from the saved knobs.
+Importing this package needs only Nuke's Python (stdlib): it never imports the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nuke
+
+from . import cli_client, knobs, node, progress
+
+__all__ = ["ActorMatteNukeError", "cancel", "jobs", "on_create", "reload", "run"]
+
+jobs: dict[str, progress.Job] = {}
+"""Running or last jobs by node full name."""
+
+
+class ActorMatteNukeError(RuntimeError):
+    """A job could not start or failed (raised in ``nuke -t``; shown in a dialog in the GUI)."""
+
+
+def _this(target: Any) -> Any:
+    return target if target is not None else nuke.thisNode()
+
+
+def _fail(target: Any, message: str) -> None:
+    text = f"ActorMatte: {message}"
+    if target is not None and target.knob("status") is not None:
+        target["status"].setValue(f"failed: {message.splitlines()[0][:120]}")
+    if nuke.env.get("gui"):
+        nuke.message(text)
+    else:
+        raise ActorMatteNukeError(text)
+
+
+def run(target: Any = None) -> progress.Job | None:
+    """Compute the node's mattes with the core CLI; returns the job (None when it did not start)."""
+    target = _this(target)
+    name = target.fullName()
+    if name in jobs and jobs[name].running:
+        _fail(target, "a job is already running for this node; Cancel it first")
+        return None
+    try:
+        settings, prerender = node.read_settings(target)
+        argv = [cli_client.find_cli(target["core_cli"].value()), *knobs.build_run_args(settings)]
+    except (knobs.SettingsError, cli_client.CliNotFoundError, RuntimeError) as exc:
+        _fail(target, str(exc))
+        return None
+    gui = bool(nuke.env.get("gui"))
+    job = progress.Job(argv, name, gui, lambda result: _finish(result, prerender))
+    jobs[name] = job
+    target["status"].setValue(f"running frames {settings.first}-{settings.last} ...")
+    if gui:
+        job.start()
+    else:
+        job.run()
+    return job
+
+
+def _finish(result: progress.JobResult, prerender: str | None) -> None:
+    """Main thread: load the result into the node (looked up by name: it may be gone)."""
+    target = nuke.toNode(result.node_name)
+    if target is None:
+        return
+    if result.ok and result.done is not None:
+        done = result.done
+        node.set_cached(target, done["pattern"], int(done["first"]), int(done["last"]),
+                        list(done.get("layers") or []))
+        problems = [p for p in (node.layer_problem(x) for x in done.get("layers") or []) if p]
+        status = (f"{len(done.get('layers') or [])} actor(s), frames {done['first']}-"
+                  f"{done['last']} ({done.get('frames_written', 0)} written, "
+                  f"{done.get('frames_skipped', 0)} kept)")
+        target["status"].setValue("; ".join([status, *problems, *result.warnings[:3]]))
+        node.remove_prerender(prerender)
+    elif result.cancelled:
+        target["status"].setValue(result.message)
+    else:
+        _fail(target, result.message)
+
+
+def cancel(target: Any = None) -> bool:
+    """Stop the node's running job; returns whether one was running."""
+    job = jobs.get(_this(target).fullName())
+    if job is None or not job.running:
+        return False
+    job.cancel()
+    return True
+
+
+def reload(target: Any = None) -> str:
+    """Re-read the cached EXRs and rebuild the layers; returns a status line."""
+    target = _this(target)
+    try:
+        status = node.reload(target)
+    except knobs.SettingsError as exc:
+        status = str(exc)
+    target["status"].setValue(status)
+    return status
+
+
+def on_create(target: Any = None) -> None:
+    """``onCreate``: rebuild the layer chain from the saved knobs; never breaks script loading."""
+    target = _this(target)
+    try:
+        node.rebuild(target)
+    except Exception as exc:  # noqa: BLE001 - a broken node must not stop the script loading
+        print(f"ActorMatte: cannot rebuild {target.fullName()}: {exc}")

@@ -1,0 +1,72 @@
+"""Channel lists of EXR files as Nuke's Read node names them, for the stand-in ``nuke``.
+
+The EXR header is read with the standard library (magic, version, then ``name\\0type\\0size``
+attributes up to an empty name; the ``channels`` attribute is a ``chlist``: per channel a
+NUL-terminated name, int32 pixel type, uint8 pLinear, 3 reserved bytes, int32 x/y sampling, and a
+final NUL). Format: "The OpenEXR File Layout", openexr.com/en/latest/OpenEXRFileLayout.html.
+
+Nuke's renaming of EXR channels (CONVENTIONS.md, "EXR output"): ``R G B A`` become
+``red green blue alpha`` (a bare ``R`` is ``rgba.red``), a name without a dot lands in the
+``other`` layer, every dot-separated part loses its leading digits and has any other character
+than ``[A-Za-z0-9_]`` replaced by ``_``, and channel names are cut at 31 characters.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+MAGIC = 20000630
+_RGBA = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
+MAX_CHANNEL_NAME = 31
+
+
+def read_exr_channels(path: str) -> list[str]:
+    """EXR channel names of a single-part file, in file order (sorted by name)."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    magic, _version = struct.unpack_from("<ii", data, 0)
+    if magic != MAGIC:
+        raise ValueError(f"not an OpenEXR file: {path}")
+    pos = 8
+    while True:
+        name, pos = _cstring(data, pos)
+        if not name:
+            raise ValueError(f"no channels attribute in {path}")
+        _type, pos = _cstring(data, pos)
+        (size,) = struct.unpack_from("<i", data, pos)
+        pos += 4
+        if name == "channels":
+            return _chlist(data[pos:pos + size])
+        pos += size
+
+
+def _cstring(data: bytes, pos: int) -> tuple[str, int]:
+    end = data.index(b"\0", pos)
+    return data[pos:end].decode("utf-8"), end + 1
+
+
+def _chlist(blob: bytes) -> list[str]:
+    names, pos = [], 0
+    while blob[pos:pos + 1] != b"\0":
+        name, pos = _cstring(blob, pos)
+        names.append(name)
+        pos += 16   # pixel type, pLinear + reserved, x sampling, y sampling
+    return names
+
+
+def _sanitize_part(part: str) -> str:
+    part = re.sub(r"[^A-Za-z0-9_]", "_", part)
+    return part.lstrip("0123456789")
+
+
+def nuke_channel_name(exr_name: str) -> str:
+    """The ``layer.channel`` name Nuke gives an EXR channel."""
+    if "." not in exr_name:
+        if exr_name in _RGBA:
+            return "rgba." + _RGBA[exr_name]
+        return "other." + _sanitize_part(exr_name)
+    layer, _, channel = exr_name.rpartition(".")
+    layer = ".".join(_sanitize_part(p) for p in layer.split("."))
+    channel = _RGBA.get(channel, _sanitize_part(channel))
+    return f"{layer}.{channel}"[:MAX_CHANNEL_NAME]
