@@ -16,7 +16,7 @@ and the sparse branch :mod:`.sparse`), :mod:`.model`, :mod:`.loading`.
 
 from actormatte.matting.config import MaggieArchConfig
 from actormatte.matting.loading import load_maggie
-from actormatte.matting.model import MaggieNetwork, MaGGIeImage, MaGGIeVideo
+from actormatte.matting.model import MaGGIeImage, MaggieNetwork, MaGGIeVideo
 from actormatte.matting.outputs import MattingOutput
 from actormatte.matting.spectral_norm import SpectralNormMode
 from actormatte.matting.temporal import official_temporal_rule
