@@ -148,11 +148,12 @@ def test_is_complete_catches_truncation_and_layout_changes(tmp_path: Path) -> No
     assert not writer.is_complete(1)
     path = writer.write(1, noise)
     assert writer.is_complete(1)
+    assert writer.is_complete(1, decode_all=True)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) - 200])
-    assert not writer.is_complete(1)
-    path.write_bytes(data[:100])
-    assert not writer.is_complete(1)
+    for cut in (1, 2, 200, len(data) // 2, len(data) - 100, 100):
+        path.write_bytes(data[: len(data) - cut])
+        assert not writer.is_complete(1), cut
+        assert not writer.is_complete(1, decode_all=True), cut
     path.write_bytes(b"garbage")
     assert not writer.is_complete(1)
 

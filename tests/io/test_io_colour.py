@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from actormatte.errors import InputError, ShapeError
+from actormatte.errors import DependencyError, InputError, ShapeError
 from actormatte.io import (
     ColourConverter,
     default_input_colorspace,
@@ -147,3 +148,9 @@ def test_default_space_follows_the_pixel_type(tmp_path: Path) -> None:
     float_space = default_input_colorspace(open_plate(tmp_path / "f.####.exr"))
     assert float_space == "lin_rec709"
     assert ColourConverter(float_space).resolved_input == "Linear Rec.709 (sRGB)"
+
+
+def test_missing_opencolorio_is_a_dependency_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "PyOpenColorIO", None)  # makes the import fail
+    with pytest.raises(DependencyError, match="pip install opencolorio"):
+        ColourConverter("sRGB")

@@ -14,9 +14,9 @@ kill leaves complete frames plus, at worst, a temporary file that :meth:`MatteWr
 cleanup_stale_temps` removes on the next run.
 
 Resume: :meth:`MatteWriter.is_complete` checks the header (channel set, size, windows, pixel
-type, scanline) and decodes every pixel, which is what catches a truncated file (OpenEXR keeps
-its chunk offset table at the start, so the header of a cut file reads fine). Decoding a 2K frame
-with a few half channels takes milliseconds.
+type, scanline) and decodes the last scanline chunk, which is what catches a truncated file (the
+header of a cut file reads fine; its last chunk never decodes). Our own writes are atomic, so a
+cut file can only come from outside (a partial copy); ``decode_all=True`` decodes every chunk.
 """
 
 from __future__ import annotations
@@ -173,24 +173,25 @@ class MatteWriter:
         _fsync_dir(self.out_dir)
         return final
 
-    def is_complete(self, frame: int) -> bool:
+    def is_complete(self, frame: int, *, decode_all: bool = False) -> bool:
         """Whether ``frame``'s file exists and is a whole, decodable file of this layout.
 
         Checks the channel set, size and windows, pixel type and scanline layout in the header,
-        then decodes every pixel (catches truncation).
+        then decodes the last scanline chunk, which fails for a file cut at any byte (tested
+        cut by cut); ``decode_all`` decodes every chunk instead (also catches damage inside).
         """
         path = self.path_for(frame)
         if not path.is_file():
             return False
         inp = oiio.ImageInput.open(str(path))
         if inp is None:
-            oiio.geterror()  # clear OIIO's global error
+            oiio.geterror()  # clear OIIO's per-thread error
             logger.info("frame %d: unreadable header, will rewrite %s", frame, path)
             return False
         try:
             spec = inp.spec()
             reason = self._layout_mismatch(spec)
-            if reason is None and inp.read_image(oiio.FLOAT) is None:
+            if reason is None and not _decodes(inp, spec, decode_all):
                 reason = f"pixels do not decode ({inp.geterror()})"
         finally:
             inp.close()
@@ -342,6 +343,17 @@ def read_matte_exr(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray],
     ordered = {layer: by_layer[layer] for layer in order if layer in by_layer}
     ordered.update({k: v for k, v in by_layer.items() if k not in ordered})
     return ordered, metadata
+
+
+def _decodes(inp: oiio.ImageInput, spec: oiio.ImageSpec, decode_all: bool) -> bool:
+    """Decode the last scanline chunk (or every pixel) of an open file; False on failure."""
+    if decode_all:
+        return inp.read_image(oiio.FLOAT) is not None
+    rows = max(spec.get_int_attribute("oiio:RowsPerChunk", 16), 1)
+    end = spec.y + spec.height
+    first = max(end - rows, spec.y)
+    pixels = inp.read_scanlines(0, 0, first, end, 0, 0, spec.nchannels, oiio.FLOAT)
+    return pixels is not None
 
 
 def _checked_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

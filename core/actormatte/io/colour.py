@@ -73,12 +73,17 @@ def soft_clip(values: np.ndarray, knee: float = SOFT_CLIP_KNEE) -> np.ndarray:
     """
     if not 0.0 < knee < 1.0:
         raise ValueError(f"soft-clip knee must be in (0, 1), got {knee}")
-    out = np.array(values, dtype=np.float32, copy=True)
-    over = out > knee
-    if np.any(over):
-        span = np.float32(1.0 - knee)
-        out[over] = np.float32(knee) - span * np.expm1(-(out[over] - np.float32(knee)) / span)
-    return np.minimum(out, np.float32(1.0), out=out)
+    x = np.asarray(values, dtype=np.float32)
+    k, span = np.float32(knee), np.float32(1.0 - knee)
+    # Branch-free: min(x, k) + span * (1 - exp(-max(x - k, 0) / span)) is x below the knee.
+    excess = np.subtract(x, k, dtype=np.float32)
+    np.maximum(excess, np.float32(0.0), out=excess)
+    excess *= np.float32(-1.0 / span)
+    np.exp(excess, out=excess)
+    np.subtract(np.float32(1.0), excess, out=excess)
+    excess *= span
+    excess += np.minimum(x, k)
+    return np.minimum(excess, np.float32(1.0), out=excess)
 
 
 def quantise_uint8(srgb: np.ndarray) -> np.ndarray:
@@ -91,14 +96,17 @@ def quantise_uint8(srgb: np.ndarray) -> np.ndarray:
     Shape:
         Any shape; returns uint8 of the same shape. Values outside 0..1 saturate.
     """
-    scaled = np.floor(np.asarray(srgb, dtype=np.float32) * np.float32(255.0) + np.float32(0.5))
-    return np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).astype(np.uint8)
+    scaled = np.multiply(srgb, np.float32(255.0), dtype=np.float32)
+    scaled += np.float32(0.5)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, np.float32(0.0), np.float32(255.0), out=scaled)
+    return scaled.astype(np.uint8)  # truncation of values >= 0 is floor
 
 
 def _import_ocio() -> ModuleType:
     try:
         import PyOpenColorIO
-    except ImportError as exc:  # pragma: no cover - opencolorio is a core dependency
+    except ImportError as exc:
         raise DependencyError(
             "OpenColorIO is missing; install it into the ActorMatte venv: pip install opencolorio"
         ) from exc
