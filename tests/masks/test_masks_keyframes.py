@@ -205,3 +205,12 @@ def test_label_map_and_detected(tmp_path: Path) -> None:
     assert labels[0, 35] == 2 and labels[0, 10] == 1 and keys.keyframes[0].frame == 1003
     single = keyframes_from_masks(1001, [left, right])
     assert [a.name for a in single.actors] == ["actor_01", "actor_02"]
+
+
+def test_sample_shot_id_map_loads() -> None:
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample"
+    keys = load_keyframes([parse_mask_arg(str(sample / "ids.png"))], [], ["left", "right"],
+                          default_frame=1001, frame_range=(1001, 1024), plate_size=(320, 180))
+    assert [(a.id, a.name) for a in keys.actors] == [(1, "left"), (2, "right")]
+    truth = cv2.imread(str(sample / "truth" / "actor_01.1001.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(keys.keyframes[0].masks[1], truth > 127)
