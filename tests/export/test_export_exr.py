@@ -134,7 +134,7 @@ def test_crash_before_rename_leaves_no_final_file(
         raise OSError("killed")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="killed"):
+    with pytest.raises(ActorMatteError, match=r"cannot write frame 1001 to .*: killed"):
         writer.write(1001, {"zed": alpha(1)})
     assert os.listdir(writer.out_dir) == []
     assert re.fullmatch(rf"\.shot_mattes\.1001\.{_HOST}\.{os.getpid()}\.[0-9a-f]+\.tmp\.exr",
@@ -165,6 +165,13 @@ def test_is_complete_catches_truncation_and_layout_changes(tmp_path: Path) -> No
     writer.write(6, {})
     assert writer.is_complete(6)
     assert not MatteWriter(tmp_path, "m", LAYERS, 64, 64, half=False).is_complete(6)
+
+
+def test_write_into_an_impossible_folder_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    writer = MatteWriter(tmp_path / "file" / "out", "m", ["bob"], W, H)
+    with pytest.raises(ActorMatteError, match=r"cannot write frame 3 to .*m\.0003\.exr"):
+        writer.write(3, {})
 
 
 def test_check_writable(tmp_path: Path) -> None:

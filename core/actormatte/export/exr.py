@@ -21,6 +21,7 @@ cut file can only come from outside (a partial copy); ``decode_all=True`` decode
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -153,24 +154,30 @@ class MatteWriter:
         Raises:
             ShapeError: A matte's shape differs from the plate size.
             ActorMatteError: An unknown layer or non-finite values (a bug upstream), or the
-                file cannot be written (the message names it).
+                file cannot be written, e.g. a full disk (the message names the file).
         """
         pixels = self._stack(frame, alphas)  # (H, W, C)
         spec = self._spec({**self.metadata, **_checked_metadata(extra_metadata)})
         final = self.path_for(frame)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         temp = self.out_dir / (
             f".{self.name}.{frame:0{self.padding}d}.{_HOST}.{os.getpid()}."
             f"{secrets.token_hex(4)}.tmp.exr"
         )
         try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             _write_exr(temp, spec, pixels)
             _fsync_file(temp)
             os.replace(temp, final)
-        except BaseException:
-            temp.unlink(missing_ok=True)
+            _fsync_dir(self.out_dir)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise ActorMatteError(
+                    f"cannot write frame {frame} to {final}: {exc.strerror or exc}; check free "
+                    f"space and permissions of {self.out_dir}"
+                ) from exc
             raise
-        _fsync_dir(self.out_dir)
         return final
 
     def is_complete(self, frame: int, *, decode_all: bool = False) -> bool:
