@@ -37,8 +37,6 @@ class PropagateConfig:
     Attributes:
         size: Short side XMem works at (480 as the official eval); ``-1`` keeps the plate size.
         checkpoint_every: Frames between two XMem snapshots in ``<work>/checkpoint``.
-        backward: Propagate backwards from the first keyframe over the frames before it (the
-            official eval leaves them empty).
         mem_every: XMem's memory-frame interval (official 5); a testing knob.
         max_mid_term_frames: Working-memory frames kept before consolidation (official 10);
             a testing knob.
@@ -47,7 +45,6 @@ class PropagateConfig:
 
     size: int = 480
     checkpoint_every: int = 10
-    backward: bool = True
     mem_every: int = 5
     max_mid_term_frames: int = 10
     min_mid_term_frames: int = 5
@@ -132,3 +129,26 @@ def resolve_device(name: str) -> str:
         return name
     raise InputError(f"--device {name!r} is unknown; use auto, cpu or cuda")
 
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """The ``MASKS`` options (docs/CLI.md): where the keyframe masks come from.
+
+    Attributes:
+        masks: ``--masks PATH[@FRAME]`` values.
+        actor_masks: ``--actor-mask NAME=PATH[@FRAME]`` values.
+        names: ``--names`` (ID-map actors in id order), or ``None``.
+        detect: ``--detect``: find people automatically.
+        detect_window: Frames searched for people from the start of the range.
+        detect_threshold: Detection score threshold.
+        detect_max: Most people kept.
+    """
+
+    masks: tuple[str, ...] = ()
+    actor_masks: tuple[str, ...] = ()
+    names: tuple[str, ...] | None = None
+    detect: bool = False
+    detect_window: int = 48
+    detect_threshold: float = 0.7
+    detect_max: int = 10

@@ -1,0 +1,264 @@
+"""The product's window runner: which frames MaGGIe sees together, and how outputs are merged.
+
+Called by the matte stage of :mod:`actormatte.pipeline`. Two schedules:
+
+``window5`` (default)
+    Windows of 5 frames with stride 3; the last window is aligned to the shot's end. Each frame's
+    output comes from the one window in which it is most central (ties go to the earlier window),
+    so the first window also gives frame 0 and the last one gives the last frame. The official
+    temporal rule (MaGGIe spec §13) is applied to every interior frame of a window in order:
+    ``prev`` is this window's fused output of the previous frame, ``next`` the raw prediction of
+    the next frame, and the window's last frame gets the rule's last-frame update. For a 3-frame
+    window this is exactly the official rule. No state crosses windows: a frame range computes the
+    windows that own its frames and nothing else, and equals a whole-shot run bit for bit.
+``reference``
+    The official test loop (spec §15): 3-frame windows at stride 1 with the previous window's fused
+    middle frame carried as ``prev_pred``. A range needs every window from the shot start.
+
+Shots shorter than a window: 1 frame uses the image model; 2 to 4 frames use one window of that
+length (2 frames: no interior frame, so the raw predictions). Actors absent from a window (all-zero
+guidance in all its frames) get zero alpha without entering the network; more than 10 present
+actors are matted in groups of 10 (MaGGIe's instance slots).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from actormatte.matting.temporal import official_temporal_rule
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames ``start .. start + length - 1`` (shot indices) matted in one forward."""
+
+    start: int
+    length: int
+
+    @property
+    def stop(self) -> int:
+        """One past the last frame."""
+        return self.start + self.length
+
+
+class WindowOutput(Protocol):
+    """What a MaGGIe forward returns (the fields the runner reads)."""
+
+    refined: torch.Tensor
+    diff_forward: torch.Tensor | None
+    diff_backward: torch.Tensor | None
+
+
+#: ``forward(image (1,T,3,h,w), masks (1,T,n,h,w)) -> output``: one network forward.
+Forward = Callable[[torch.Tensor, torch.Tensor], WindowOutput]
+
+
+class ClipSource(Protocol):
+    """Preprocessed frames and guidance masks of a shot, addressed by shot index (0-based)."""
+
+    num_frames: int
+    actor_ids: Sequence[int]
+
+    def image(self, index: int) -> torch.Tensor:
+        """Normalised, padded frame (3, h, w) at network resolution."""
+
+    def ids(self, index: int) -> torch.Tensor:
+        """Instance-ID map (h, w) int64 at network resolution, padded with 0."""
+
+    def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Network-resolution alphas (N, h, w) -> plate-resolution alphas (N, H, W), snapped."""
+
+
+def plan_windows(num_frames: int, window: int = 5, stride: int = 3) -> list[Window]:
+    """The ``window5`` windows of a shot: stride ``stride``, the last one aligned to the end."""
+    if num_frames < 1:
+        raise ValueError("a shot has at least one frame")
+    length = min(window, num_frames)
+    starts = list(range(0, num_frames - length + 1, stride))
+    if starts[-1] + length < num_frames:
+        starts.append(num_frames - length)
+    return [Window(start, length) for start in starts]
+
+
+def owner_windows(plan: Sequence[Window], num_frames: int) -> list[int]:
+    """For each frame, the index of the window in which it is most central (ties: earlier)."""
+    owners: list[int] = []
+    for frame in range(num_frames):
+        best, best_distance = -1, float("inf")
+        for index, win in enumerate(plan):
+            if win.start <= frame < win.stop:
+                distance = abs(frame - (win.start + (win.length - 1) / 2))
+                if distance < best_distance:
+                    best, best_distance = index, distance
+        assert best >= 0, f"frame {frame} is in no window"
+        owners.append(best)
+    return owners
+
+
+def fuse_window(refined: torch.Tensor, diff_forward: torch.Tensor,
+                diff_backward: torch.Tensor) -> torch.Tensor:
+    """The official temporal rule generalised to every interior frame of a window.
+
+    Frame ``i`` (1 .. T-2, in order) is fused from ``prev`` = the fused frame ``i-1`` and
+    ``next`` = the raw frame ``i+1``; frame ``T-1`` gets the rule's last-frame update from the
+    fused frame ``T-2``. Frame 0 stays raw. With T = 3 this equals the official rule.
+
+    Args:
+        refined: Raw refined alphas before the rule.
+        diff_forward: Forward temporal-difference probabilities.
+        diff_backward: Backward temporal-difference probabilities.
+
+    Returns:
+        The fused alphas, a new tensor.
+
+    Shape:
+        refined: (B, T, N, h, w); diff_forward, diff_backward: (B, T, 1, h, w); out like refined.
+    """
+    frames = refined.shape[1]
+    fused = refined.clone()
+    for middle in range(1, frames - 1):
+        triplet = refined[:, middle - 1:middle + 2].clone()  # (B, 3, N, h, w), raw next included
+        prev = fused[:, middle - 1]
+        out = official_temporal_rule(triplet, diff_forward[:, middle - 1:middle + 2],
+                                     diff_backward[:, middle - 1:middle + 2], prev=prev)
+        fused[:, middle] = out[:, 1]
+        if middle == frames - 2:
+            fused[:, middle + 1] = out[:, 2]
+    return fused
+
+
+class WindowRunner:
+    """Runs a schedule over a :class:`ClipSource` and yields plate-resolution alphas per frame.
+
+    Args:
+        video_forward: The MaGGIe video model's forward.
+        image_forward: The MaGGIe image model's forward, for 1-frame shots (``None``: not needed).
+        schedule: ``window5`` or ``reference``.
+        window: Frames per ``window5`` window.
+        stride: Window stride of ``window5``.
+        max_instances: Actors per forward.
+    """
+
+    def __init__(self, video_forward: Forward | None, image_forward: Forward | None,
+                 schedule: str = "window5", window: int = 5, stride: int = 3,
+                 max_instances: int = 10) -> None:
+        self._video = video_forward
+        self._image = image_forward
+        self._schedule = schedule
+        self._window = window
+        self._stride = stride
+        self._max_instances = max_instances
+        self._warned_groups = False
+
+    def plan(self, num_frames: int) -> list[Window]:
+        """The windows this schedule uses for a shot of ``num_frames`` frames."""
+        if self._schedule == "reference" and num_frames >= 3:
+            return [Window(start, 3) for start in range(num_frames - 2)]
+        return plan_windows(num_frames, self._window, self._stride)
+
+    def windows_needed(self, num_frames: int, indices: Sequence[int]) -> list[int]:
+        """Indices of the windows to compute for the given shot indices."""
+        plan = self.plan(num_frames)
+        owners = owner_windows(plan, num_frames)
+        if not indices:
+            return []
+        if self._schedule == "reference" and num_frames >= 3:
+            # The prev_pred carry starts at the shot start.
+            return list(range(max(owners[i] for i in indices) + 1))
+        return sorted({owners[i] for i in indices})
+
+    def run(self, source: ClipSource, indices: Sequence[int],
+            should_stop: Callable[[], None] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(shot index, alphas (N, H, W))`` for each of ``indices``, in window order.
+
+        Args:
+            source: Frames and masks of the whole shot.
+            indices: Shot indices (0-based) to output.
+            should_stop: Called between windows; raises to stop (cancellation).
+        """
+        num_frames = source.num_frames
+        wanted = set(indices)
+        if not wanted <= set(range(num_frames)):
+            raise ValueError(f"frame indices outside the shot of {num_frames} frames")
+        plan = self.plan(num_frames)
+        owners = owner_windows(plan, num_frames)
+        carry: dict[int, torch.Tensor] = {}  # reference schedule: group -> prev_pred (B, N, h, w)
+        cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for window_index in self.windows_needed(num_frames, sorted(wanted)):
+            if should_stop is not None:
+                should_stop()
+            win = plan[window_index]
+            for old in [i for i in cache if i < win.start]:
+                del cache[old]
+            for index in range(win.start, win.stop):
+                if index not in cache:
+                    cache[index] = (source.image(index), source.ids(index))
+            images = torch.stack([cache[i][0] for i in range(win.start, win.stop)])  # (T,3,h,w)
+            ids = torch.stack([cache[i][1] for i in range(win.start, win.stop)])  # (T, h, w)
+            with torch.inference_mode():
+                alphas = self._matte_window(images, ids, source.actor_ids, carry)  # (T,N,h,w)
+                outputs = [(win.start + offset, source.reverse(alphas[offset]))
+                           for offset in range(win.length)
+                           if owners[win.start + offset] == window_index
+                           and win.start + offset in wanted]
+            yield from outputs
+
+    def _matte_window(self, images: torch.Tensor, ids: torch.Tensor, actor_ids: Sequence[int],
+                      carry: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Alphas (T, N_all, h, w) of one window; absent actors stay zero."""
+        frames, _, height, width = images.shape
+        alphas = images.new_zeros((frames, len(actor_ids), height, width))
+        present = [k for k, actor in enumerate(actor_ids) if bool((ids == actor).any())]
+        groups = self._groups(actor_ids, present)
+        for group_index, members in enumerate(groups):
+            members_present = [k for k in members if k in present]
+            if not members_present:
+                continue
+            if self._schedule != "reference":
+                members = members_present
+            masks = torch.stack([(ids == actor_ids[k]) for k in members], dim=1).float()
+            refined = self._forward_group(images, masks, carry, group_index)  # (T, n, h, w)
+            for slot, k in enumerate(members):
+                if k in members_present:
+                    alphas[:, k] = refined[:, slot]
+        return alphas
+
+    def _groups(self, actor_ids: Sequence[int], present: list[int]) -> list[list[int]]:
+        """Actor groups of at most ``max_instances``: fixed for ``reference``, per window else."""
+        pool = list(range(len(actor_ids))) if self._schedule == "reference" else present
+        size = self._max_instances
+        groups = [pool[i:i + size] for i in range(0, len(pool), size)]
+        if len(groups) > 1 and not self._warned_groups:
+            logger.warning("%d actors: matting in groups of %d (MaGGIe has %d instance slots)",
+                           len(pool), size, size)
+            self._warned_groups = True
+        return groups
+
+    def _forward_group(self, images: torch.Tensor, masks: torch.Tensor,
+                       carry: dict[int, torch.Tensor], group_index: int) -> torch.Tensor:
+        """One network forward and the temporal rule. Shape: (T,3,h,w), (T,n,h,w) -> (T,n,h,w)."""
+        frames = images.shape[0]
+        if frames == 1:
+            if self._image is None:
+                raise RuntimeError("a 1-frame shot needs the MaGGIe image model")
+            out = self._image(images[None], masks[None])  # (1, 1, 3, h, w), (1, 1, n, h, w)
+            return out.refined[0]
+        assert self._video is not None, "the video model is required for clips of 2+ frames"
+        out = self._video(images[None], masks[None])  # (1, T, 3, h, w), (1, T, n, h, w)
+        refined = out.refined
+        if frames < 3:
+            return refined[0]
+        assert out.diff_forward is not None and out.diff_backward is not None
+        if self._schedule == "reference":
+            fused = official_temporal_rule(refined.clone(), out.diff_forward,
+                                           out.diff_backward, prev=carry.get(group_index))
+            carry[group_index] = fused[:, 1].clone()
+            return fused[0]
+        return fuse_window(refined, out.diff_forward, out.diff_backward)[0]

@@ -1,0 +1,350 @@
+"""The shot pipeline: the only module that knows the whole order (read, propagate, matte, write).
+
+Called by the CLI (``actormatte run|propagate|matte``) and by anything that drives ActorMatte from
+Python. Each entry point takes a frozen options dataclass, a progress callback and a cancel token:
+
+- :func:`propagate`: XMem over the shot into a work folder (resumable; farm step 1);
+- :func:`matte`: mattes for a frame range from a work folder (chunkable; farm step 2);
+- :func:`run`: both, with the work folder under ``<out>/.actormatte/<name>`` by default.
+
+Every cheap check (plate, frame range, colour space, masks, names, output and work folders,
+weights files, device) runs before a network is loaded or a file is written; then every frame of
+the range is decoded once (the ``read`` stage) so a truncated file fails with exit code 2 before
+any output exists. Optional ``events`` receive the protocol's ``start`` and ``frame`` events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actormatte import __version__
+from actormatte.config import (
+    ExportConfig,
+    MaskConfig,
+    MatteConfig,
+    PropagateConfig,
+    ReadConfig,
+    resolve_device,
+)
+from actormatte.errors import InputError
+from actormatte.export import MatteWriter, check_output_collision, make_layer_names
+from actormatte.jobs import Job, WorkFolder, check_folder_writable
+from actormatte.matte import MatteStage, matting_size
+from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from actormatte.propagate import make_job, run_propagation, work_state
+from actormatte.propagation import load_xmem
+from actormatte.shot import Shot, load_shot_keyframes, open_shot, read_check, weights_sha256
+from actormatte.weights import model_path, resolve_models_dir
+
+logger = logging.getLogger(__name__)
+
+#: ``events(name, fields)`` receives the protocol's ``start`` and ``frame`` events.
+EventCallback = Callable[[str, dict[str, Any]], None]
+#: The masks options; an alias kept for callers that think in CLI terms.
+MaskOptions = MaskConfig
+
+
+def _no_events(name: str, fields: dict[str, Any]) -> None:
+    """An event callback that drops everything."""
+
+
+@dataclass(frozen=True)
+class PropagateOptions:
+    """Options of :func:`propagate`.
+
+    Attributes:
+        plate: Plate pattern, frame file or movie.
+        work: Work folder.
+        masks: Keyframe masks.
+        frames: ``(first, last)`` or ``None`` for the plate's range.
+        models: Models folder, or ``None`` for the default.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        read: How the plate is read.
+        propagate: XMem knobs.
+        overwrite: Start over even if the work folder holds this job.
+    """
+
+    plate: str
+    work: str
+    masks: MaskConfig
+    frames: tuple[int, int] | None = None
+    models: str | None = None
+    device: str = "auto"
+    read: ReadConfig = field(default_factory=ReadConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class MatteOptions:
+    """Options of :func:`matte`.
+
+    Attributes:
+        work: Work folder written by :func:`propagate`.
+        out: Output folder.
+        frames: ``(first, last)`` within the propagated range, or ``None`` for all of it.
+        models: Models folder, or ``None`` for the default.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        matte: MaGGIe knobs.
+        export: EXR knobs.
+    """
+
+    work: str
+    out: str
+    frames: tuple[int, int] | None = None
+    models: str | None = None
+    device: str = "auto"
+    matte: MatteConfig = field(default_factory=MatteConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of :func:`run` (see :class:`PropagateOptions` and :class:`MatteOptions`).
+
+    Attributes:
+        work: Work folder; ``None`` = ``<out>/.actormatte/<name>``.
+    """
+
+    plate: str
+    out: str
+    masks: MaskConfig
+    frames: tuple[int, int] | None = None
+    models: str | None = None
+    device: str = "auto"
+    read: ReadConfig = field(default_factory=ReadConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    matte: MatteConfig = field(default_factory=MatteConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    work: str | None = None
+
+
+@dataclass(frozen=True)
+class PropagateResult:
+    """What :func:`propagate` did.
+
+    Attributes:
+        work: The work folder.
+        first: First propagated frame.
+        last: Last propagated frame.
+        frames_propagated: Frames computed by this call.
+        frames_resumed: Frames already done by an earlier call.
+    """
+
+    work: str
+    first: int
+    last: int
+    frames_propagated: int
+    frames_resumed: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`matte` or :func:`run` wrote.
+
+    Attributes:
+        frames_written: Frames computed and written.
+        frames_skipped: Frames already complete on disk.
+        out: Output folder.
+        pattern: ``<out>/<name>.####.exr``.
+        first: First frame of the range.
+        last: Last frame of the range.
+        layers: Layer names in actor order.
+        work: The work folder used.
+    """
+
+    frames_written: int
+    frames_skipped: int
+    out: str
+    pattern: str
+    first: int
+    last: int
+    layers: list[str]
+    work: str
+
+
+def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_progress,
+              cancel: CancelToken | None = None,
+              events: EventCallback = _no_events) -> PropagateResult:
+    """Propagate the keyframe masks over the shot into ``options.work`` (resumable).
+
+    Raises:
+        InputError: Bad plate, masks, flags or folders (nothing written).
+        WeightsError: Missing or wrong XMem weights (nothing written).
+        CancelledError: ``cancel`` was set; the checkpoint lets a re-run resume.
+    """
+    cancel = cancel or CancelToken()
+    device = resolve_device(options.device)
+    models = resolve_models_dir(options.models)
+    xmem_path = model_path(models, "xmem")
+    work = WorkFolder(options.work)
+    work.check_writable()
+    shot = open_shot(options.plate, options.frames, options.read)
+    keyframes = load_shot_keyframes(shot, options.masks, models, device)
+    layers = make_layer_names([actor.name for actor in keyframes.actors])
+    job = make_job(shot, keyframes, options.propagate, weights_sha256(models, "xmem", xmem_path))
+    state = work_state(work, job, options.overwrite)
+    events("start", _start_fields("propagate", shot, job, layers, work))
+    network = None
+    if state != "complete":
+        read_check(shot, shot.first, shot.last, progress, cancel)
+        network = load_xmem(xmem_path, device=device)
+    done = resumed = 0
+    for frame, was_resumed in run_propagation(shot, keyframes, job, work, network,
+                                              options.propagate, device, state):
+        done += 1
+        resumed += was_resumed
+        progress(ProgressEvent("propagate", done, shot.num_frames, frame))
+        cancel.check()
+    return PropagateResult(str(work.root), shot.first, shot.last, done - resumed, resumed)
+
+
+def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress,
+          cancel: CancelToken | None = None, events: EventCallback = _no_events) -> RunResult:
+    """Matte ``options.frames`` from a propagated work folder and write the EXRs.
+
+    Raises:
+        InputError: Bad work folder, frames or output (nothing written).
+        WeightsError: Missing or wrong MaGGIe weights (nothing written).
+        CancelledError: ``cancel`` was set; finished frames stay on disk.
+    """
+    cancel = cancel or CancelToken()
+    device = resolve_device(options.device)
+    models = resolve_models_dir(options.models)
+    work = WorkFolder(options.work)
+    job = work.read_job()
+    if not job.complete:
+        raise InputError(f"--work {work.root}: the propagation is not complete; run (or resume) "
+                         "`actormatte propagate` with the same options first")
+    first, last = options.frames or (job.first, job.last)
+    if first < job.first or last > job.last:
+        raise InputError(f"--frames {first}-{last} is outside the propagated range "
+                         f"{job.first}-{job.last} of --work {work.root}; pass --frames within it")
+    shot = open_shot(job.plate, (job.first, job.last), ReadConfig(start_frame=job.start_frame),
+                     colorspace=job.input_colorspace)
+    if (shot.plate.width, shot.plate.height) != (job.width, job.height):
+        raise InputError(f"the plate {job.plate} is now {shot.plate.width}x{shot.plate.height}, "
+                         f"it was {job.width}x{job.height} when propagated; propagate again")
+    stage, weights = _matte_stage(shot, job, work, options.out, options.matte, options.export,
+                                  models, device)
+    events("start", {**_start_fields("matte", shot, job, list(stage.writer.layers), work,
+                                     (first, last)), **_output_fields(stage)})
+    todo, skipped = stage.split(first, last, options.export.overwrite)
+    window_frames = stage.frames_read(todo)
+    if window_frames is not None:
+        read_check(shot, *window_frames, progress, cancel)
+        stage.load_networks(weights)
+    return _write(stage, first, last, todo, skipped, progress, cancel, events)
+
+
+def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None, events: EventCallback = _no_events) -> RunResult:
+    """The whole shot: propagate, matte and write.
+
+    Raises:
+        InputError: Bad plate, masks, flags or folders (nothing written).
+        WeightsError: Missing or wrong weights (nothing written).
+        CancelledError: ``cancel`` was set; finished frames stay on disk.
+    """
+    cancel = cancel or CancelToken()
+    device = resolve_device(options.device)
+    models = resolve_models_dir(options.models)
+    xmem_path = model_path(models, "xmem")
+    out = Path(options.out).expanduser().absolute()
+    check_folder_writable(out, "--out")
+    shot = open_shot(options.plate, options.frames, options.read)
+    name = options.export.name or shot.default_name()
+    work = WorkFolder(options.work or out / ".actormatte" / name)
+    work.check_writable()
+    keyframes = load_shot_keyframes(shot, options.masks, models, device)
+    job = make_job(shot, keyframes, options.propagate, weights_sha256(models, "xmem", xmem_path))
+    stage, weights = _matte_stage(shot, job, work, str(out), options.matte, options.export,
+                                  models, device)
+    state = work_state(work, job, options.export.overwrite)
+    events("start", {**_start_fields("run", shot, job, list(stage.writer.layers), work),
+                     **_output_fields(stage)})
+    read_check(shot, shot.first, shot.last, progress, cancel)
+    todo, skipped = stage.split(shot.first, shot.last, options.export.overwrite)
+    network = load_xmem(xmem_path, device=device) if state != "complete" else None
+    if todo:
+        stage.load_networks(weights)
+    for done, (frame, _) in enumerate(run_propagation(shot, keyframes, job, work, network,
+                                                      options.propagate, device, state), 1):
+        progress(ProgressEvent("propagate", done, shot.num_frames, frame))
+        cancel.check()
+    del network
+    return _write(stage, shot.first, shot.last, todo, skipped, progress, cancel, events)
+
+
+def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: MatteConfig,
+                 export: ExportConfig, models: Path, device: str) -> tuple[MatteStage, Path]:
+    """Check names, output folder and MaGGIe weights; build the stage (nothing written)."""
+    layers = make_layer_names([actor.name for actor in job.actors])
+    name = export.name or shot.default_name()
+    out_dir = Path(out).expanduser().absolute()
+    check_folder_writable(out_dir, "--out")
+    check_output_collision(out_dir, name, shot.plate)
+    stage_model = "maggie-image" if job.first == job.last else "maggie-video"
+    weights = model_path(models, stage_model)
+    instances = {layer: {"name": actor.name, "id": actor.id, "keyframe": actor.keyframe}
+                 for layer, actor in zip(layers, job.actors, strict=True)}
+    resized = matting_size(job.height, job.width, config.size)
+    metadata = {
+        "instances": json.dumps(instances),
+        "matting_model": stage_model,
+        "matting_sha256": weights_sha256(models, stage_model, weights),
+        "propagation_model": "xmem",
+        "propagation_sha256": job.xmem_sha256,
+        "input_colorspace": job.input_colorspace,
+        "plate": job.plate,
+        "schedule": config.schedule,
+        "window_size": str(config.window if config.schedule == "window5" else 3),
+        "window_stride": str(config.stride if config.schedule == "window5" else 1),
+        "processing_size": f"{resized[1]}x{resized[0]}",
+        "propagation_size": str(job.xmem_size),
+        "software": f"actormatte {__version__}",
+    }
+    writer = MatteWriter(out_dir, name, layers, job.width, job.height, padding=shot.padding(),
+                         half=export.half, metadata=metadata)
+    return MatteStage(shot, job, work, writer, config, device), weights
+
+
+def _write(stage: MatteStage, first: int, last: int, todo: list[int], skipped: list[int],
+           progress: ProgressCallback, cancel: CancelToken, events: EventCallback) -> RunResult:
+    """Report skipped frames, then matte and write ``todo``."""
+    total = last - first + 1
+    for done, frame in enumerate(skipped, 1):
+        events("frame", {"frame": frame, "path": str(stage.writer.path_for(frame)),
+                         "skipped": True})
+        progress(ProgressEvent("write", done, total, frame))
+    if todo:
+        stage.writer.check_writable()
+        stage.writer.cleanup_stale_temps()
+    written = 0
+    for frame, path in stage.run(todo, cancel):
+        written += 1
+        done = len(skipped) + written
+        progress(ProgressEvent("matte", done, total, frame))
+        events("frame", {"frame": frame, "path": str(path), "skipped": False})
+        progress(ProgressEvent("write", done, total, frame))
+        cancel.check()
+    return RunResult(written, len(skipped), str(stage.writer.out_dir), stage.writer.pattern,
+                     first, last, list(stage.writer.layers), str(stage.work.root))
+
+
+def _start_fields(command: str, shot: Shot, job: Job, layers: list[str], work: WorkFolder,
+                  frames: tuple[int, int] | None = None) -> dict[str, Any]:
+    actors = [{"layer": layer, "name": actor.name, "id": actor.id, "keyframe": actor.keyframe}
+              for layer, actor in zip(layers, job.actors, strict=True)]
+    return {"command": command, "version": __version__, "plate": job.plate,
+            "frames": list(frames or (job.first, job.last)), "actors": actors,
+            "work": str(work.root), "input_colorspace": job.input_colorspace}
+
+
+def _output_fields(stage: MatteStage) -> dict[str, Any]:
+    return {"out": str(stage.writer.out_dir), "pattern": stage.writer.pattern}
