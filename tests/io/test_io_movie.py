@@ -66,27 +66,51 @@ def test_movie_frames_values_and_numbering(movie: Path) -> None:
             np.testing.assert_allclose(corner, frame_colour(index), atol=6)
 
 
-def test_random_access_equals_sequential(movie: Path) -> None:
+@pytest.mark.parametrize("exact_seek", [True, False])
+def test_random_access_equals_sequential(movie: Path, exact_seek: bool) -> None:
     with open_plate(movie) as plate:
         sequential = [plate.read(f) for f in plate.frames]
-    with open_plate(movie) as plate:
-        for frame in (7, 2, 12, 1, 8, 9):
+    with MoviePlate(str(movie), exact_seek=exact_seek, cache_frames=3) as plate:
+        for frame in (7, 2, 12, 1, 8, 9, 7, 5, 11, 10, 11):
             np.testing.assert_array_equal(plate.read(frame), sequential[frame - 1])
 
 
-def test_reading_in_order_does_not_seek(movie: Path) -> None:
-    plate = open_plate(movie)
-    assert isinstance(plate, MoviePlate)
+def test_exact_mode_never_seeks_by_frame_number(
+    movie: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = MoviePlate(str(movie), cache_frames=4)
+    counter = CountingCapture(plate._capture)
+    plate._capture = counter  # type: ignore[assignment]
+    reopened: list[int] = []
+    original_open = plate._open
+
+    def counting_open() -> None:
+        reopened.append(plate._next_index)
+        original_open()
+
+    monkeypatch.setattr(plate, "_open", counting_open)
+    for frame in plate.frames[:6]:
+        plate.read(frame)
+    for frame in (3, 4, 5, 6, 7, 8, 6, 7, 8, 9, 10):  # overlapping windows step back a little
+        plate.read(frame)
+    assert counter.seeks == 0 and reopened == []  # cached or sequential
+    plate.read(2)  # beyond the cache: reopen and decode forward
+    assert len(reopened) == 1 and counter.seeks == 0
+    plate.close()
+    plate.close()
+
+
+def test_fast_mode_seeks_only_on_jumps(movie: Path) -> None:
+    plate = MoviePlate(str(movie), exact_seek=False)
     counter = CountingCapture(plate._capture)
     plate._capture = counter  # type: ignore[assignment]
     for frame in plate.frames:
         plate.read(frame)
-    assert counter.seeks == 0
+    assert counter.seeks == 1  # back to frame 1 after the constructor decoded it
     plate.read(3)
-    assert counter.seeks == 1
+    assert counter.seeks == 2
     plate.read(4)
-    assert counter.seeks == 1
-    plate.close()
+    assert counter.seeks == 2
     plate.close()
 
 
