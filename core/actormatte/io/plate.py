@@ -13,6 +13,7 @@ numbers its frames from ``start_frame`` (1 by default, the CLI's ``--start-frame
 from __future__ import annotations
 
 import abc
+import bisect
 import logging
 import os
 from types import TracebackType
@@ -116,18 +117,12 @@ class Plate(abc.ABC):
         return f"{type(self).__name__}({self.path!r}, frames {span}, {self.width}x{self.height})"
 
     def _check_frame(self, frame: int) -> None:
-        if frame not in self._frame_set():
+        index = bisect.bisect_left(self.frames, frame)
+        if index == len(self.frames) or self.frames[index] != frame:
             raise InputError(
                 f"frame {frame} is not in the plate {self.path} "
                 f"(frames {self.first}-{self.last}); pass --frames within the plate"
             )
-
-    def _frame_set(self) -> frozenset[int]:
-        cached: frozenset[int] | None = getattr(self, "_frames_cache", None)
-        if cached is None or len(cached) != len(self.frames):
-            cached = frozenset(self.frames)
-            self._frames_cache = cached
-        return cached
 
 
 def _working_range(present: set[int], first: int, last: int, missing: int) -> str:
