@@ -25,6 +25,9 @@ def weights_from(tmp_path_factory: pytest.TempPathFactory, maggie_weights_factor
     (root / "maggie-video").mkdir()
     (root / "maggie-video" / "model.safetensors").symlink_to(maggie_weights_factory("video", 1))
     shutil.copy(REF / "reconstructed_config_video.json", root / "maggie-video" / "config.json")
+    (root / "maggie-image").mkdir()
+    (root / "maggie-image" / "model.safetensors").symlink_to(maggie_weights_factory("image", 1))
+    shutil.copy(REF / "reconstructed_config_image.json", root / "maggie-image" / "config.json")
     (root / "xmem").mkdir()
     (root / "xmem" / "XMem.pth").symlink_to(xmem_weights_factory(1))
     return root
@@ -42,7 +45,7 @@ def test_install_verify_list(tmp_path: Path, weights_from: Path,
     captured = capsys.readouterr()
     events = _events(captured.out)  # every stdout line is JSON
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
-    assert events[-1]["installed"] == ["maggie-video", "xmem"]
+    assert events[-1]["installed"] == ["maggie-image", "maggie-video", "xmem"]
     warnings = [e["message"] for e in events if e["event"] == "warning"]
     assert any("non-commercial" in w for w in warnings)  # MaGGIe licence told to the user
     assert any("MaskRCNN-10.onnx" in w for w in warnings)  # optional, absent: a warning

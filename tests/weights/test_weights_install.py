@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import io
 import json
@@ -131,17 +130,13 @@ def test_hub_cache_layout(tmp_path: Path, weights_from: Path) -> None:
     assert len(manifest.files) == 2
 
 
-def test_missing_required_raises_optional_warns(tmp_path: Path, weights_from: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_required_raises_optional_warns(tmp_path: Path, weights_from: Path) -> None:
     events: list[InstallEvent] = []
     manifest = install_weights(tmp_path / "m", weights_from=weights_from, progress=events.append,
                                models=["xmem", "maskrcnn"])
     assert set(manifest.files) == {"xmem/XMem.pth"}
     assert any(e.kind == "warning" and "MaskRCNN-10.onnx" in e.message for e in events)
-    image = registry.REGISTRY["maggie-image"]
-    assert not image.required
-    monkeypatch.setitem(registry.REGISTRY, "maggie-image", dataclasses.replace(image,
-                                                                               required=True))
+    assert registry.REGISTRY["maggie-image"].required
     with pytest.raises(WeightsError, match="maggie-image/model.safetensors not found"):
         install_weights(tmp_path / "m2", weights_from=weights_from, models=["maggie-image"])
 

@@ -247,8 +247,8 @@ def install_weights(models_dir: str | Path, *, weights_from: str | Path | None =
                     models: Iterable[str] | None = None) -> Manifest:
     """Download or copy the weights of ``models`` (default: all) and write the manifest.
 
-    A required model that cannot be fetched raises; an optional one (``--detect``'s Mask R-CNN,
-    the image model) is skipped with a warning event.
+    A required model that cannot be fetched raises; an optional one (``--detect``'s Mask R-CNN)
+    is skipped with a warning event.
 
     Args:
         models_dir: The models folder (created if needed).

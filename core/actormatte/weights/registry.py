@@ -117,8 +117,8 @@ REGISTRY: dict[str, ModelEntry] = {
                 "6337268d4b2624f74060135f839e4b1d10521e5f",
                 "MaGGIe video instance matting (MaGGIe_Temp, V-HIM2K5)", 123_801_000, True),
         _maggie("maggie-image", "chuonghm/maggie-image-him50k-cvpr24", None,
-                "MaGGIe image instance matting (HIM50K); single-frame matting only",
-                120_150_000, False),
+                "MaGGIe image instance matting (HIM50K), for single-frame jobs",
+                120_150_000, True),
         ModelEntry(
             "xmem", "XMem mask propagation (v1.0 release)",
             (WeightFile("xmem/XMem.pth",
