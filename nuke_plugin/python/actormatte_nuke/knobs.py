@@ -156,8 +156,11 @@ def build_run_args(s: Settings) -> list[str]:
 
 
 def progress_percent(stage: str, done: int, total: int) -> int:
-    """Overall progress 0..100 of a ``run``: read 0-5, propagate 5-50, matte 50-95, write 95-100."""
-    spans = {"read": (0, 5), "propagate": (5, 50), "matte": (50, 95), "write": (95, 100)}
+    """Overall progress 0..100 of a ``run``: read 0-5, propagate 5-50, matte/write 50-100.
+
+    The CLI interleaves ``matte`` and ``write`` events frame by frame, so both map to one span.
+    """
+    spans = {"read": (0, 5), "propagate": (5, 50), "matte": (50, 100), "write": (50, 100)}
     low, high = spans.get(stage, (0, 100))
     fraction = min(1.0, max(0.0, done / total)) if total > 0 else 0.0
     return int(low + (high - low) * fraction)

@@ -43,10 +43,12 @@ class _TaskReporter:
 
     def __init__(self, title: str) -> None:
         self._task: Any = nuke.ProgressTask(title)
+        self._percent = 0
 
     def update(self, percent: int, message: str) -> None:
+        self._percent = max(self._percent, int(percent))   # never step back
         self._task.setMessage(message)
-        self._task.setProgress(int(percent))
+        self._task.setProgress(self._percent)
 
     def cancelled(self) -> bool:
         return bool(self._task.isCancelled())

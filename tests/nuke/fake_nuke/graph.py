@@ -281,6 +281,7 @@ class Group(Node):
     def __init__(self, module: Any, cls: str, parent: Group | None) -> None:
         super().__init__(module, cls, parent)
         self.children: list[Node] = []
+        self.user_knob_names: list[str] = []
 
     def begin(self) -> Group:
         self.module.context.append(self)

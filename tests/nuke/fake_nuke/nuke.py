@@ -130,14 +130,39 @@ nodes = _NodeFactory()
 
 def createNode(node: str, args: str = "", inpanel: bool = True) -> Node:  # noqa: N802
     _require_main("createNode")
+    path = _find_gizmo(node)
+    return _load_gizmo(node, path, {}) if path else getattr(nodes, node)()
+
+
+def _find_gizmo(cls: str) -> str | None:
     for folder in plugin_paths:
-        path = os.path.join(folder, node + ".gizmo")
+        path = os.path.join(folder, cls + ".gizmo")
         if os.path.isfile(path):
-            return _load_gizmo(node, path)
-    return getattr(nodes, node)()
+            return path
+    return None
 
 
-def _load_gizmo(cls: str, path: str) -> Node:
+def saved_knobs(node: Node) -> dict[str, str]:
+    """What a saved script keeps of a gizmo: its user knobs' values (never its insides)."""
+    keep = {"name", *node.user_knob_names}
+    return {k: str(node[k].value()) for k in keep if node[k].Class() not in
+            ("PyScript_Knob", "Tab_Knob", "Text_Knob")}
+
+
+def load_node(cls: str, knob_values: dict[str, str]) -> Node:
+    """Create a gizmo as loading a script does: knob values first, then ``onCreate``."""
+    path = _find_gizmo(cls)
+    if path is None:
+        raise RuntimeError(f"{cls}: unknown command (no {cls}.gizmo on the plugin path)")
+    return _load_gizmo(cls, path, knob_values)
+
+
+def pending_main_calls() -> int:
+    """How many executeInMainThread calls wait for the main loop."""
+    return len(_main_queue)
+
+
+def _load_gizmo(cls: str, path: str, knob_values: dict[str, str]) -> Node:
     with open(path, encoding="utf-8") as f:
         script = nkscript.parse_script(f.read())
     (spec,) = [n for n in script.children if n.cls == "Gizmo"]
@@ -145,9 +170,12 @@ def _load_gizmo(cls: str, path: str) -> Node:
     assert isinstance(gizmo, Group)
     for uk in spec.user_knobs:
         gizmo.add_knob(Knob(gizmo, uk.name, uk.knob_class, uk.items, uk.label, tuple(uk.flags)))
+        gizmo.user_knob_names.append(uk.name)
         if uk.value is not None:
             gizmo[uk.name].set_from_script(uk.value, None)
     _apply_knobs(gizmo, spec)
+    for key, text in knob_values.items():
+        gizmo[key].set_from_script(text, None)
     built: dict[int, Node] = {}
     for child in spec.children:
         node = _new_node(child.cls, gizmo)
