@@ -59,7 +59,8 @@ def _resize_and_pad(image: np.ndarray, size_wh: tuple[int, int], pad_hw: tuple[i
                     interpolation: int, resize: bool) -> np.ndarray:
     if resize:
         image = cv2.resize(image, size_wh, interpolation=interpolation)
-    return cv2.copyMakeBorder(image, 0, pad_hw[0], 0, pad_hw[1], cv2.BORDER_CONSTANT, value=0)
+    return cv2.copyMakeBorder(image, 0, pad_hw[0], 0, pad_hw[1], cv2.BORDER_CONSTANT,
+                              value=(0, 0, 0, 0))
 
 
 def resize_pad_official(frames_u8: np.ndarray, masks_u8: np.ndarray, short_side: int = 576,
