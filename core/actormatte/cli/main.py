@@ -25,6 +25,7 @@ from types import FrameType
 from actormatte import __version__
 from actormatte.cli.protocol import Reporter
 from actormatte.errors import (
+    EXIT_BAD_INPUT,
     EXIT_CANCELLED,
     EXIT_FAILURE,
     EXIT_GPU_MEMORY,
@@ -65,7 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``actormatte`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2 (message on stderr), --help 0
+        code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        if code != 0:
+            Reporter(bar=False).emit("error", code=code,
+                                     message="bad command line (see the usage on stderr)")
+        return code
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     reporter = Reporter(bar=None if getattr(args, "progress_bar", True) else False)
