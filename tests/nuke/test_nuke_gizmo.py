@@ -11,8 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import PLUGIN
 from fake_nuke import nkscript
+from nuke_env import PLUGIN
 
 GIZMO = PLUGIN / "gizmos" / "ActorMatte.gizmo"
 PLUGIN_PY = sorted(PLUGIN.rglob("*.py"))

@@ -101,7 +101,8 @@ def _executable(path: Path) -> Path:
     return path
 
 
-def test_find_cli_order(plugin: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_cli_order(plugin: ModuleType, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
     find, missing = plugin.cli_client.find_cli, plugin.cli_client.CliNotFoundError
     knob_cli = _executable(tmp_path / "knob" / "actormatte")
     env_cli = _executable(tmp_path / "env" / "actormatte")
