@@ -40,11 +40,13 @@ from actormatte.matting.sparse_ops import (
     inverse_rulebook,
     scatter_logits,
     subm3_rulebook,
+    tile_rulebook,
 )
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "spconv"]
+Subm3Strategy = Literal["auto", "tiles", "taps"]
 
 #: OS1 sites per chunk of batch elements in the torch backend (bounds peak memory).
 DEFAULT_MAX_SITES = 1 << 18
@@ -117,7 +119,8 @@ class _Inputs:
 
 def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea1: Tensor,
                     fea2: Tensor, fea3: Tensor, unknown: Tensor, *, backend: Backend = "auto",
-                    max_sites: int = DEFAULT_MAX_SITES) -> DetailLogits:
+                    max_sites: int = DEFAULT_MAX_SITES,
+                    subm3: Subm3Strategy = "auto") -> DetailLogits:
     """Run the sparse detail branch (spec §10.3) and densify its logits.
 
     Args:
@@ -130,6 +133,9 @@ def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea
         unknown: OS1 sites (non-zero = site), per frame and instance.
         backend: "auto", "torch" or "spconv" (CUDA only).
         max_sites: Torch backend: OS1 sites per chunk of batch elements (memory bound).
+        subm3: Torch backend, 3x3 SubM convs: "tiles" (dense convs on active 16x16 tiles,
+            fastest on the CPU), "taps" (gather-GEMM over a neighbour table, used on CUDA where
+            cuDNN could pick TF32 for the tile convs) or "auto" (tiles on the CPU only).
 
     Returns:
         The dense OS4 and OS1 logits.
@@ -151,7 +157,8 @@ def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea
 
         os4, os1 = predict_details_spconv(layers, feat_os8, kernels, fea1, fea2, fea3, unknown)
         return DetailLogits(os4=os4, os1=os1)
-    return _predict_details_torch(layers, inputs, max_sites)
+    use_tiles = subm3 == "tiles" or (subm3 == "auto" and feat_os8.device.type == "cpu")
+    return _predict_details_torch(layers, inputs, max_sites, use_tiles)
 
 
 def _use_spconv(backend: Backend, device: torch.device) -> bool:
@@ -207,7 +214,8 @@ def _element_chunks(counts: list[int], max_sites: int) -> Iterator[tuple[int, in
         yield start, len(counts)
 
 
-def _predict_details_torch(layers: DetailLayers, inputs: _Inputs, max_sites: int) -> DetailLogits:
+def _predict_details_torch(layers: DetailLayers, inputs: _Inputs, max_sites: int,
+                           use_tiles: bool) -> DetailLogits:
     frames, instances, height, width = inputs.unknown.shape
     elements = frames * instances
     unknown = inputs.unknown.reshape(elements, height, width)  # (T*N, H, W)
@@ -219,13 +227,17 @@ def _predict_details_torch(layers: DetailLayers, inputs: _Inputs, max_sites: int
     counts = (unknown != 0).flatten(1).sum(1).tolist()
     for start, stop in _element_chunks(counts, max_sites):
         if sum(counts[start:stop]) > 0:
-            _refine_chunk(layers, inputs, start, stop, os4[start:stop], os1[start:stop])
+            _refine_chunk(layers, inputs, (start, stop), use_tiles, (os4[start:stop],
+                                                                     os1[start:stop]))
     return DetailLogits(os4=os4, os1=os1)
 
 
-def _refine_chunk(layers: DetailLayers, inputs: _Inputs, start: int, stop: int,
-                  os4_out: Tensor, os1_out: Tensor) -> None:
+def _refine_chunk(layers: DetailLayers, inputs: _Inputs, elements: tuple[int, int],
+                  use_tiles: bool, outputs: tuple[Tensor, Tensor]) -> None:
     """Detail branch for batch elements [start, stop); writes their site logits into the maps."""
+    start, stop = elements
+    os4_out, os1_out = outputs
+    subm3 = tile_rulebook if use_tiles else subm3_rulebook
     frames, instances, height, width = inputs.unknown.shape
     unknown = inputs.unknown.reshape(frames * instances, height, width)[start:stop]  # (B, H, W)
     sites1 = SiteSet.from_mask(unknown)
@@ -241,7 +253,7 @@ def _refine_chunk(layers: DetailLayers, inputs: _Inputs, start: int, stop: int,
     z = layers.inst_spec_layer(z)
 
     # OS4: upsample, guidance from fea3, smooth, OS4 logits.
-    rules4 = LevelRules(subm3_rulebook(sites4), inverse_rulebook(sites4, sites8),
+    rules4 = LevelRules(subm3(sites4), inverse_rulebook(sites4, sites8),
                         sites4.num_sites)
     z = run_sparse(layers.layer3, z, rules4)
     shortcut = gather_sites(inputs.fea3, frame_of, sites4)
@@ -257,7 +269,7 @@ def _refine_chunk(layers: DetailLayers, inputs: _Inputs, start: int, stop: int,
     del rules2, rules4
 
     # OS1: upsample, concat fea1, smooth, OS1 logits.
-    rules1 = LevelRules(subm3_rulebook(sites1), inverse_rulebook(sites1, sites2),
+    rules1 = LevelRules(subm3(sites1), inverse_rulebook(sites1, sites2),
                         sites1.num_sites)
     z = run_sparse(layers.layer5, z, rules1)
     z = torch.cat([gather_sites(inputs.fea1, frame_of, sites1), z], dim=1)

@@ -26,9 +26,11 @@ from torch import Tensor, nn
 
 from actormatte.matting.sparse_ops import (
     InverseGroup,
+    TileRules,
     gather_matmul,
     inverse_conv,
     subm3_weight_matrix,
+    tile_conv,
 )
 
 
@@ -63,12 +65,13 @@ class LevelRules:
     """Rulebooks of one resolution level, shared by every conv on it.
 
     Attributes:
-        subm3: 3x3 SubM tap table of the level (None where no 3x3 SubM runs on it).
+        subm3: 3x3 SubM rules of the level: a tap table (S, 9) for gather-GEMM or the
+            TileRules of the tiled dense path (None where no 3x3 SubM runs on the level).
         upsample: Inverse-conv rules from the next coarser level into this one.
         num_sites: S of the level.
     """
 
-    subm3: Tensor | None
+    subm3: Tensor | TileRules | None
     upsample: tuple[InverseGroup, ...] | None
     num_sites: int
 
@@ -125,6 +128,8 @@ class SubMConv2d(SparseConvModule):
             return torch.addmm(self.bias, features, matrix)
         if rules.subm3 is None:
             raise RuntimeError("3x3 SubM conv on a level without a 3x3 rulebook")
+        if isinstance(rules.subm3, TileRules):
+            return tile_conv(features, rules.subm3, self.weight, self.bias)
         return gather_matmul(features, rules.subm3, subm3_weight_matrix(self.weight), self.bias)
 
 

@@ -110,6 +110,90 @@ def subm3_rulebook(sites: SiteSet) -> Tensor:
     return flat_map[centre[:, None] + taps[None, :]]  # (S, 9)
 
 
+#: Interior size of the tiles of :class:`TileRules` (each gets a 1-cell halo: 18 x 18).
+TILE = 16
+
+
+@dataclass(frozen=True)
+class TileRules:
+    """3x3 SubM as dense convs on the active TILE x TILE tiles of a site set (CPU fast path).
+
+    Every tile holding a site is cut out with a 1-cell halo into a zero buffer, convolved
+    densely (oneDNN, channels-last) and read back at the sites. Missing cells are zero, so this
+    is exactly the SubM of spec §10.2, with ~1.6x the sparse FLOPs at dense-conv speed.
+
+    Attributes:
+        src_rows: Site row copied into the tile buffer, per copy.
+        dst_cells: Cell of the flattened (tiles, TILE+2, TILE+2) buffer it goes to.
+        out_cells: Cell of the flattened (tiles, TILE, TILE) output holding each site.
+        num_tiles: Number of active tiles.
+
+    Shape:
+        src_rows (R,), dst_cells (R,), out_cells (S,), all int64; R ~ 1.2 S.
+    """
+
+    src_rows: Tensor
+    dst_cells: Tensor
+    out_cells: Tensor
+    num_tiles: int
+
+
+def _halo_cell(tile_shift: int, local: Tensor) -> Tensor | int:
+    """Buffer row (or column) of a site in the tile ``tile_shift`` away from its own.
+
+    A site in the top row of its tile sits in the bottom halo row (TILE + 1) of the tile above,
+    one in the bottom row in the top halo row (0) of the tile below.
+    """
+    if tile_shift == 0:
+        return local + 1
+    return TILE + 1 if tile_shift < 0 else 0
+
+
+def tile_rulebook(sites: SiteSet) -> TileRules:
+    """Tile copy lists of a site set (see :class:`TileRules`)."""
+    tiles = F.max_pool2d(sites.mask[:, None].float(), TILE, TILE, ceil_mode=True)[:, 0] > 0
+    tile_map = torch.full((tiles.shape[0], tiles.shape[1] + 2, tiles.shape[2] + 2), -1,
+                          dtype=torch.int64, device=tiles.device)  # (B, nty+2, ntx+2)
+    tile_coords = tiles.nonzero()  # (Nt, 3)
+    tile_map[tile_coords[:, 0], tile_coords[:, 1] + 1, tile_coords[:, 2] + 1] = torch.arange(
+        tile_coords.shape[0], device=tiles.device)
+    b, y, x = sites.coords.unbind(1)
+    ty, ly, tx, lx = y // TILE, y % TILE, x // TILE, x % TILE
+    side = TILE + 2
+    own = tile_map[b, ty + 1, tx + 1]  # (S,) always active
+    sources, cells = [], []
+    for dty, row in ((-1, ly == 0), (0, None), (1, ly == TILE - 1)):
+        for dtx, col in ((-1, lx == 0), (0, None), (1, lx == TILE - 1)):
+            keep = torch.ones_like(b, dtype=torch.bool) if row is None else row
+            keep = keep if col is None else keep & col
+            rows = keep.nonzero()[:, 0]
+            tile = tile_map[b[rows], ty[rows] + 1 + dty, tx[rows] + 1 + dtx]
+            rows, tile = rows[tile >= 0], tile[tile >= 0]
+            cy, cx = _halo_cell(dty, ly[rows]), _halo_cell(dtx, lx[rows])
+            sources.append(rows)
+            cells.append((tile * side + cy) * side + cx)
+    return TileRules(src_rows=torch.cat(sources), dst_cells=torch.cat(cells),
+                     out_cells=own * TILE * TILE + ly * TILE + lx,
+                     num_tiles=int(tile_coords.shape[0]))
+
+
+def tile_conv(features: Tensor, rules: TileRules, weight: Tensor,
+              bias: Tensor | None = None) -> Tensor:
+    """3x3 SubM conv through dense convs on tiles.
+
+    Shape:
+        features (S, Cin), weight KRSC (Cout, 3, 3, Cin) -> (S, Cout)
+    """
+    side = TILE + 2
+    in_channels = features.shape[1]
+    buffer = features.new_zeros(rules.num_tiles * side * side, in_channels)
+    buffer.index_copy_(0, rules.dst_cells, features.index_select(0, rules.src_rows))
+    tiles = buffer.view(rules.num_tiles, side, side, in_channels).permute(0, 3, 1, 2)  # NCHW view
+    out = F.conv2d(tiles, weight.permute(0, 3, 1, 2), bias)  # (Nt, Cout, TILE, TILE)
+    out_rows = out.permute(0, 2, 3, 1).reshape(-1, weight.shape[0])  # (Nt*TILE*TILE, Cout)
+    return out_rows.index_select(0, rules.out_cells)
+
+
 @dataclass(frozen=True)
 class InverseGroup:
     """Fine sites of one (y, x) parity class and their coarse taps for an inverse conv.
