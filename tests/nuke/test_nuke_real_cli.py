@@ -40,7 +40,7 @@ def _gizmo(nuke: ModuleType, upstream: Any, shot: Any, models: Path) -> Any:
     return node
 
 
-def _wait(nuke: ModuleType, job: Any, timeout: float = 240.0) -> Any:
+def _wait(nuke: ModuleType, job: Any, timeout: float = 600.0) -> Any:
     nuke.run_main_loop(lambda: not job.running and nuke.pending_main_calls() == 0, timeout)
     assert job.result is not None
     return job.result
@@ -167,7 +167,7 @@ def test_cancel_terminates_the_cli(nuke_gui: ModuleType, make_shot: Any, models_
     # 1. the ProgressTask's own Cancel (pressed after the first progress event)
     nuke.ProgressTask.cancel_after = 3
     job = _run_button(nuke, node)
-    result = _wait(nuke, job, 120)
+    result = _wait(nuke, job, 300)
     assert result.cancelled and not result.ok
     assert job.process is not None and job.process.poll() == 5   # SIGTERM -> exit code 5
     assert node["matte_layers"].value() == "" and "cancelled" in node["status"].value()
@@ -175,9 +175,9 @@ def test_cancel_terminates_the_cli(nuke_gui: ModuleType, make_shot: Any, models_
     # 2. the node's Cancel button while the CLI runs
     nuke.ProgressTask.cancel_after = None
     job = _run_button(nuke, node)
-    nuke.run_main_loop(lambda: len(nuke.progress_tasks[-1].progress) >= 3, 120)
+    nuke.run_main_loop(lambda: len(nuke.progress_tasks[-1].progress) >= 3, 300)
     node["cancel"].execute()
-    result = _wait(nuke, job, 120)
+    result = _wait(nuke, job, 300)
     assert result.cancelled and job.process is not None and job.process.poll() == 5
     assert nuke.messages == [] and nuke.violations == []
 
@@ -189,7 +189,7 @@ def test_cli_error_reaches_the_artist(nuke_gui: ModuleType, make_shot: Any, mode
     (shot.folder / "plate.1003.png").unlink()
     node = _gizmo(nuke, _plate_read(nuke, shot), shot, models_dir)
     node["cache_dir"].setValue(str(tmp_path / "cache"))
-    result = _wait(nuke, _run_button(nuke, node), 120)
+    result = _wait(nuke, _run_button(nuke, node), 300)
     assert not result.ok and result.code == 2
     assert "1003" in result.message
     assert nuke.messages == [f"ActorMatte: {result.message}"]

@@ -48,8 +48,11 @@ def run(target: Any = None) -> progress.Job | None:
         _fail(target, "a job is already running for this node; Cancel it first")
         return None
     try:
-        settings, prerender = node.read_settings(target)
-        argv = [cli_client.find_cli(target["core_cli"].value()), *knobs.build_run_args(settings)]
+        if target.input(0) is None:
+            raise knobs.SettingsError("connect the plate to the ActorMatte node's input")
+        cli = cli_client.find_cli(target["core_cli"].value())
+        settings, prerender = node.read_settings(target)   # may pre-render the input
+        argv = [cli, *knobs.build_run_args(settings)]
     except (knobs.SettingsError, cli_client.CliNotFoundError, RuntimeError) as exc:
         _fail(target, str(exc))
         return None

@@ -17,7 +17,14 @@ import shutil
 
 import nuke
 
-from .knobs import Settings, SettingsError, cli_colorspace, is_movie, nuke_to_cli_path
+from .knobs import (
+    Settings,
+    SettingsError,
+    cli_colorspace,
+    is_movie,
+    mask_args,
+    nuke_to_cli_path,
+)
 
 COPY_PREFIX = "am_copy_"
 PLATE_INPUT, MATTE_READ, OUTPUT = "plate", "MatteRead", "Output1"
@@ -105,6 +112,11 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
         raise SettingsError("connect the plate to the ActorMatte node's input")
     first, last = _frame_range(node, upstream)
     out_dir = cache_dir(node)
+    values = {k: node[k].value() for k in (
+        "id_map", "id_map_frame", "more_id_maps", "actor_names", "actor_masks", "detect",
+        "detect_threshold", "detect_max", "size", "xmem_size", "device", "float32", "overwrite",
+        "models")}
+    mask_args(Settings(plate="", out_dir=out_dir, first=first, last=last, **values))  # pre-check
     prerender = None
     start_frame = None
     colorspace = node["input_colorspace"].value().strip()
@@ -120,10 +132,6 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
         plate = prerender_input(node, prerender, first, last)
         if not colorspace:
             colorspace = cli_colorspace(str(nuke.root()["workingSpaceLUT"].value())) or "lin_rec709"
-    values = {k: node[k].value() for k in (
-        "id_map", "id_map_frame", "more_id_maps", "actor_names", "actor_masks", "detect",
-        "detect_threshold", "detect_max", "size", "xmem_size", "device", "float32", "overwrite",
-        "models")}
     settings = Settings(plate=plate, out_dir=out_dir, first=first, last=last,
                         input_colorspace=colorspace, start_frame=start_frame, **values)
     return settings, prerender
