@@ -1,0 +1,112 @@
+"""Benchmark XMem propagation: per-frame seconds and peak RSS (CPU), and a CUDA section.
+
+Usage:
+    .venv/bin/python bench/bench_xmem.py [--frames 20] [--size 480x854] [--objects 2]
+        [--threads 2] [--weights XMem.pth]
+
+Without --weights the deterministic generated weights (seed 1, stable profile) are used.
+Eval defaults (top_k 30, mem_every 5, ...), fp32. The CUDA section (fp32 and autocast fp16,
+s/frame and max deviation from fp32) runs only where torch sees a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from actormatte.propagation import XMemConfig, XMemProcessor, load_xmem
+
+ROOT = Path(__file__).resolve().parent.parent
+XMEM_REF = ROOT.parent / "shared" / "reference" / "xmem"
+
+
+def default_weights() -> Path:
+    out = ROOT / ".cache" / "bench" / "xmem_seed1.pth"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(XMEM_REF / "gen_weights.py"),
+                        str(XMEM_REF / "xmem_state.tsv"), "--seed", "1", "--profile", "stable",
+                        "--out", str(out)], check=True)
+    return out
+
+
+def synthetic_shot(frames: int, height: int, width: int, objects: int
+                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.interpolate(torch.randn(1, 3, height // 16, width // 16,
+                                                       generator=gen),
+                                           size=(height, width), mode="bilinear")[0]
+    images = [base.roll(4 * t, dims=2) for t in range(frames)]
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    mask = torch.zeros(objects, height, width)
+    for i in range(objects):
+        cy, cx = height * (i + 1) / (objects + 1), width * (i + 1) / (objects + 1)
+        mask[i] = (((yy - cy) / (height / 5)) ** 2 + ((xx - cx) / (width / 8)) ** 2 < 1).float()
+    return images, mask
+
+
+def run(net: torch.nn.Module, images: list[torch.Tensor], mask: torch.Tensor,
+        device: torch.device, autocast: bool = False) -> tuple[list[float], list[torch.Tensor]]:
+    proc = XMemProcessor(net, XMemConfig().for_shot(len(images)))  # type: ignore[arg-type]
+    proc.set_all_labels(list(range(1, mask.shape[0] + 1)))
+    times, outs = [], []
+    for t, image in enumerate(images):
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
+            prob = proc.step(image.to(device), mask.to(device) if t == 0 else None,
+                             end=t == len(images) - 1)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        outs.append(prob.float().cpu())
+    return times, outs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--size", default="480x854")
+    ap.add_argument("--objects", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    height, width = (int(s) for s in args.size.split("x"))
+    weights = args.weights or default_weights()
+    images, mask = synthetic_shot(args.frames, height, width, args.objects)
+    rss_base = psutil.Process().memory_info().rss
+    net = load_xmem(weights)
+    rss_model = psutil.Process().memory_info().rss
+    times, cpu_outs = run(net, images, mask, torch.device("cpu"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"CPU {args.threads} threads, {height}x{width}, {args.objects} objects, "
+          f"{args.frames} frames, fp32, torch {torch.__version__}")
+    print("  per-frame s: " + " ".join(f"{s:.2f}" for s in times))
+    print(f"  median {statistics.median(times):.2f} s/frame (frame 0 {times[0]:.2f} s); "
+          f"peak RSS {peak / 2**30:.2f} GiB (after model load {rss_model / 2**30:.2f} GiB, "
+          f"before {rss_base / 2**30:.2f} GiB)")
+    if not torch.cuda.is_available():
+        print("CUDA: not available on this machine, section skipped")
+        return
+    cuda = torch.device("cuda")
+    net = net.to(cuda)
+    for autocast in (False, True):
+        run(net, images[:3], mask, cuda, autocast)  # warm-up
+        torch.cuda.reset_peak_memory_stats()
+        times, outs = run(net, images, mask, cuda, autocast)
+        dev = max(float((a - b).abs().max()) for a, b in zip(outs, cpu_outs, strict=True))
+        print(f"CUDA {'autocast fp16' if autocast else 'fp32'}: median "
+              f"{statistics.median(times):.3f} s/frame, max|dprob| vs CPU fp32 {dev:.2e}, "
+              f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
