@@ -29,6 +29,7 @@ from actormatte.matting.sparse_ops import (
     TileRules,
     gather_matmul,
     inverse_conv,
+    pad_rows,
     subm3_weight_matrix,
     tile_conv,
 )
@@ -130,7 +131,8 @@ class SubMConv2d(SparseConvModule):
             raise RuntimeError("3x3 SubM conv on a level without a 3x3 rulebook")
         if isinstance(rules.subm3, TileRules):
             return tile_conv(features, rules.subm3, self.weight, self.bias)
-        return gather_matmul(features, rules.subm3, subm3_weight_matrix(self.weight), self.bias)
+        weight = subm3_weight_matrix(self.weight)  # (9*Cin, Cout)
+        return gather_matmul(pad_rows(features), rules.subm3, weight, self.bias)
 
 
 class SparseConv2d(SparseConvModule):

@@ -161,16 +161,25 @@ def tile_rulebook(sites: SiteSet) -> TileRules:
     ty, ly, tx, lx = y // TILE, y % TILE, x // TILE, x % TILE
     side = TILE + 2
     own = tile_map[b, ty + 1, tx + 1]  # (S,) always active
-    sources, cells = [], []
-    for dty, row in ((-1, ly == 0), (0, None), (1, ly == TILE - 1)):
-        for dtx, col in ((-1, lx == 0), (0, None), (1, lx == TILE - 1)):
-            keep = torch.ones_like(b, dtype=torch.bool) if row is None else row
-            keep = keep if col is None else keep & col
-            rows = keep.nonzero()[:, 0]
-            tile = tile_map[b[rows], ty[rows] + 1 + dty, tx[rows] + 1 + dtx]
-            rows, tile = rows[tile >= 0], tile[tile >= 0]
-            cy, cx = _halo_cell(dty, ly[rows]), _halo_cell(dtx, lx[rows])
-            sources.append(rows)
+    sources = [torch.arange(sites.num_sites, device=b.device)]
+    cells = [(own * side + ly + 1) * side + lx + 1]
+    # Halo copies: only sites on a tile border can sit in a neighbour tile's halo.
+    edge_y = (ly == 0).long() - (ly == TILE - 1).long()  # +1: top row, -1: bottom row
+    edge_x = (lx == 0).long() - (lx == TILE - 1).long()
+    border = ((edge_y != 0) | (edge_x != 0)).nonzero()[:, 0]  # (Sb,)
+    for dty in (-1, 0, 1):
+        for dtx in (-1, 0, 1):
+            if dty == dtx == 0:
+                continue
+            keep = border
+            if dty != 0:
+                keep = keep[edge_y[keep] == -dty]
+            if dtx != 0:
+                keep = keep[edge_x[keep] == -dtx]
+            tile = tile_map[b[keep], ty[keep] + 1 + dty, tx[keep] + 1 + dtx]
+            keep, tile = keep[tile >= 0], tile[tile >= 0]
+            cy, cx = _halo_cell(dty, ly[keep]), _halo_cell(dtx, lx[keep])
+            sources.append(keep)
             cells.append((tile * side + cy) * side + cx)
     return TileRules(src_rows=torch.cat(sources), dst_cells=torch.cat(cells),
                      out_cells=own * TILE * TILE + ly * TILE + lx,
@@ -247,25 +256,29 @@ def inverse_rulebook(fine: SiteSet, coarse: SiteSet) -> tuple[InverseGroup, ...]
     return tuple(groups)
 
 
-def gather_matmul(features: Tensor, rows: Tensor, weight: Tensor,
+def pad_rows(features: Tensor) -> Tensor:
+    """Append the zero row that the sentinel index S points to: (S, C) -> (S + 1, C)."""
+    return torch.cat([features, features.new_zeros(1, features.shape[1])])
+
+
+def gather_matmul(padded: Tensor, rows: Tensor, weight: Tensor,
                   bias: Tensor | None = None) -> Tensor:
-    """``out[s] = bias + concat_k(features[rows[s, k]]) @ weight``, a missing row being zero.
+    """``out[s] = bias + concat_k(padded[rows[s, k]]) @ weight``.
 
     Chunked over output sites so that the gathered matrix stays under GATHER_CHUNK_BYTES.
 
     Args:
-        features: Input feature matrix.
-        rows: Input row per output site and tap; the value S (= features rows) means "zero".
+        padded: Input feature matrix plus a last zero row (:func:`pad_rows`).
+        rows: Input row per output site and tap; the value S (the zero row) means "missing".
         weight: Tap-stacked weight matrix, rows ordered tap-major then input channel.
         bias: Optional output bias.
 
     Shape:
-        features (S, Cin), rows (S_out, K), weight (K*Cin, Cout), bias (Cout,) -> (S_out, Cout)
+        padded (S+1, Cin), rows (S_out, K), weight (K*Cin, Cout), bias (Cout,) -> (S_out, Cout)
     """
     num_out, num_taps = rows.shape
-    in_channels = features.shape[1]
-    padded = torch.cat([features, features.new_zeros(1, in_channels)])  # (S+1, Cin)
-    out = features.new_empty(num_out, weight.shape[1])
+    in_channels = padded.shape[1]
+    out = padded.new_empty(num_out, weight.shape[1])
     chunk = max(1, GATHER_CHUNK_BYTES // (4 * num_taps * in_channels))
     for start in range(0, num_out, chunk):
         stop = min(start + chunk, num_out)
@@ -292,11 +305,12 @@ def inverse_conv(features: Tensor, groups: tuple[InverseGroup, ...], weight: Ten
         features (Sc, Cin), weight KRSC (Cout, 3, 3, Cin) -> (num_fine, Cout)
     """
     out = features.new_empty(num_fine, weight.shape[0])
+    padded = pad_rows(features)  # (Sc+1, Cin)
     for group in groups:
         if group.fine_rows.numel() == 0:
             continue
         stacked = torch.cat([weight[:, ky, kx, :].t() for ky, kx in group.taps])  # (K*Cin, Cout)
-        out.index_copy_(0, group.fine_rows, gather_matmul(features, group.coarse_rows, stacked))
+        out.index_copy_(0, group.fine_rows, gather_matmul(padded, group.coarse_rows, stacked))
     return out
 
 
