@@ -1,11 +1,11 @@
 """Frame-range splitting shared by every farm engine writer.
 
-Called by :mod:`actormatte.farm.openjd`, :mod:`actormatte.farm.opencue` and
-:mod:`actormatte.farm.deadline` (and their tests) so that the three engines agree on what a chunk
-is: contiguous runs of ``chunk`` frames from the first frame, the last run shorter. This is the
-split every engine makes itself from ``range`` + ``chunk size`` (OpenCue ``chunk``, Deadline
-``ChunkSize``, the OpenJD ``TASK_CHUNKING`` extension with ``rangeConstraint: CONTIGUOUS``); the
-writers use it for their summaries and checks, never to bake chunk lists into a job.
+Called by :mod:`actormatte.cli.farm_cmd` (the task count it reports) and the farm tests. Jobs never
+carry chunk lists: each engine splits ``range`` + ``chunk size`` itself. OpenCue (``chunk``) and
+Deadline (``ChunkSize``) cut runs of ``chunk`` frames from the first frame, the last run shorter,
+which is :func:`split_range`; OpenJD's ``TASK_CHUNKING`` (``defaultTaskCount``, ``CONTIGUOUS``)
+makes as many chunks but balances their sizes (10 frames by 4: 4+3+3, not 4+4+2). Matte outputs do
+not depend on where a range is cut.
 """
 
 from __future__ import annotations
