@@ -113,8 +113,9 @@ def _serialize_offline(outline: Any, launcher: Any) -> str:
 
 def write(job: FarmJob, job_dir: Path, show: str, shot: str | None = None) -> list[Path]:
     """Write ``<job-dir>/opencue/job.xml``; return the paths written."""
+    xml = spec_xml(job, show, shot)
     folder = job_dir / SPEC_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / SPEC_FILE
-    path.write_text(spec_xml(job, show, shot) + "\n", encoding="utf-8")
+    path.write_text(xml + "\n", encoding="utf-8")
     return [path]
