@@ -279,3 +279,18 @@ def test_missing_pyoutline(farm_case: dict[str, Any], capsys: pytest.CaptureFixt
     assert run_farm(farm_case, capsys) == 0  # `all` leaves OpenCue out with a warning
     assert not (farm_case["jobs"] / "opencue").exists()
     assert (farm_case["jobs"] / "deadline" / "matte.job.info").is_file()
+
+
+def test_models_folder_missing_here_warns(farm_case: dict[str, Any],
+                                          capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    shared = tmp_path / "not mounted here"
+    code = main(["farm", farm_case["shot"].pattern, "--work", str(farm_case["work"]),
+                 "--out", str(farm_case["out"]), "--job-dir", str(farm_case["jobs"]),
+                 "--masks", str(farm_case["ids"]), "--models", str(shared),
+                 "--engine", "deadline"])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert any(e["event"] == "warning" and str(shared) in e["message"] for e in events)
+    args = shlex.split(read_info(farm_case["jobs"] / "deadline" / "matte.plugin.info")["Arguments"])
+    assert flag_value(args, "--models") == str(shared)

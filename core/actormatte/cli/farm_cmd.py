@@ -11,6 +11,7 @@ Events: one ``done`` with the files written per engine; stderr gets a summary.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +24,8 @@ from actormatte.farm import ENGINES, EngineSettings, FarmJob, MaskArg, split_ran
 from actormatte.masks import parse_actor_mask_arg, parse_mask_arg
 from actormatte.shot import open_shot
 from actormatte.weights import resolve_models_dir
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -63,11 +66,14 @@ def add_parser(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Check the shot, write the job descriptions and report ``done``."""
-    job = farm_job(args)
     engines = ENGINES if args.engine == "all" else (args.engine,)
     settings = EngineSettings(show=args.show, shot=args.shot, pool=args.pool, group=args.group)
     reporter = args.reporter
     with opts.WarningEvents(reporter):
+        job = farm_job(args)
+        if not Path(job.models).is_dir():
+            logger.warning("the models folder %s does not exist on this machine; the farm nodes "
+                           "must see it (pass --models DIR, the shared folder)", job.models)
         written = write_jobs(job, args.job_dir, engines, settings,
                              skip_unavailable=args.engine == "all")
     chunks = split_range(job.first, job.last, job.chunk)
