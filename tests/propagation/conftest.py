@@ -24,9 +24,19 @@ def xmem_net_factory(xmem_weights_factory: Callable[[int], object]) -> Callable[
 
 
 @pytest.fixture(autouse=True)
-def _two_threads() -> object:
-    """Goldens were made with 2 threads; keep tests on that count unless a test changes it."""
+def _one_thread() -> object:
+    """Tests run on 1 thread unless they ask for ``two_threads``.
+
+    Tiny tensors on a busy 2-core machine run ~25x slower with 2 OpenMP threads (barrier
+    spinning), so small-frame tests use one; the goldens use 2, like the reference.
+    """
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads(_one_thread: object) -> None:
+    """Run this test with 2 threads (the goldens' thread count)."""
+    torch.set_num_threads(2)

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from .golden_runner import FLAG_KEYS, XMEM_REF, GoldenRun, run_golden
 
@@ -25,6 +26,7 @@ SEEDS = {"A": 1, "C": 3}
 @pytest.fixture(scope="module", params=["A", "C"])
 def case(request, xmem_net_factory) -> tuple[str, np.lib.npyio.NpzFile, GoldenRun]:
     name = request.param
+    torch.set_num_threads(2)  # the reference thread count (module fixture: set here)
     path = XMEM_REF / f"golden_{name}.npz"
     return name, np.load(path), run_golden(path, xmem_net_factory(SEEDS[name]))
 

@@ -19,9 +19,9 @@ from actormatte.propagation import (
 )
 
 
-def _meta_state(dims: XMemDims = XMemDims()) -> dict[str, torch.Tensor]:
+def _meta_state(dims: XMemDims | None = None) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
-        return dict(XMemNet(dims).state_dict())
+        return dict(XMemNet(dims or XMemDims()).state_dict())
 
 
 def test_remap_appends_zero_fifth_channel_and_is_pure() -> None:

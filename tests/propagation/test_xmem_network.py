@@ -11,7 +11,6 @@ from actormatte.propagation import XMemDims, XMemNet
 from .golden_runner import XMEM_REF
 
 
-
 def _table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
     rows = []
     for line in path.read_text().splitlines():

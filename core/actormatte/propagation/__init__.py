@@ -44,6 +44,7 @@ __all__ = [
     "resize_for_xmem",
     "resize_mask_for_xmem",
     "resize_mask_to",
+    "soft_aggregate",
     "upsample_prob",
     "xmem_image_size",
     "xmem_mask_size",

@@ -293,12 +293,12 @@ class MemoryManager:
         proto_sel = None if cand_selection is None else cand_selection[:, :, proto_idx]
         sim = similarity(cand_key, cand_shrinkage, proto_key, proto_sel)  # (1, Nc, P)
         affinities: list[torch.Tensor | None] = []
-        for gv in cand_values:
-            if gv is None:
+        for cand in cand_values:
+            if cand is None:
                 affinities.append(None)
                 continue
-            valid = proto_idx >= (num_cand - gv.shape[2])  # Q2: a subset, in usage order
-            aff = full_softmax(sim[:, num_cand - gv.shape[2]:, valid])
+            valid = proto_idx >= (num_cand - cand.shape[2])  # Q2: a subset, in usage order
+            aff = full_softmax(sim[:, num_cand - cand.shape[2]:, valid])
             affinities.append(aff if aff.shape[-1] > 0 else None)
         proto_values = [None if aff is None or gv is None else read_values(aff, gv)
                         for aff, gv in zip(affinities, cand_values, strict=True)]

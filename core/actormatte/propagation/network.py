@@ -19,7 +19,6 @@ from actormatte.propagation.blocks import (
     BasicBlock,
     Bottleneck,
     FeatureFusionBlock,
-    GConv2d,
     HiddenReinforcer,
     HiddenUpdater,
     UpsampleBlock,
@@ -93,7 +92,7 @@ class KeyProjection(nn.Module):
 
     def forward(self, f16: torch.Tensor, need_shrinkage: bool, need_selection: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Shape: (B, 1024, h, w) -> key (B, CK, h, w), shrinkage (B,1,h,w), selection (B,CK,h,w)."""
+        """Shape: (B,1024,h,w) -> key (B,CK,h,w), shrinkage (B,1,h,w), selection (B,CK,h,w)."""
         shrinkage = self.d_proj(f16) ** 2 + 1 if need_shrinkage else None
         selection = torch.sigmoid(self.e_proj(f16)) if need_selection else None
         return self.key_proj(f16), shrinkage, selection

@@ -117,12 +117,14 @@ class XMemProcessor:
 
     Args:
         net: the network (eval mode), e.g. from :func:`actormatte.propagation.load_xmem`.
-        config: runtime settings; use ``config.for_shot(num_frames)`` for known shot lengths.
+        config: runtime settings (default: eval defaults); use
+            ``config.for_shot(num_frames)`` when the shot length is known.
         keep_records: keep consolidation records on ``memory.records`` (debugging/tests).
     """
 
-    def __init__(self, net: XMemNet, config: XMemConfig = XMemConfig(),
+    def __init__(self, net: XMemNet, config: XMemConfig | None = None,
                  keep_records: bool = False) -> None:
+        config = config if config is not None else XMemConfig()
         if net.training:
             logger.warning("XMemProcessor got a network in training mode; switching it to eval")
             net.eval()
