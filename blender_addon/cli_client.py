@@ -62,6 +62,7 @@ class RunRequest:
         frames: ``(first, last)`` or None for the plate's range.
         start_frame: First frame number of a movie (None: the CLI's default, 1).
         size: Matting short side, or None for the CLI's default.
+        xmem_size: Propagation short side (-1: the plate's), or None for the CLI's default.
         device: ``auto``, ``cpu`` or ``cuda``.
         input_colorspace: OCIO colour space of the plate, or None for the CLI's default.
         models: Models folder, or None for the CLI's default.
@@ -78,6 +79,7 @@ class RunRequest:
     frames: tuple[int, int] | None = None
     start_frame: int | None = None
     size: int | None = None
+    xmem_size: int | None = None
     device: str = "auto"
     input_colorspace: str | None = None
     models: str | None = None
@@ -86,6 +88,35 @@ class RunRequest:
 
 def _at_frame(path: str, frame: int | None) -> str:
     return path if frame is None else f"{path}@{frame}"
+
+
+def _mask_args(request: RunRequest) -> list[str]:
+    args = []
+    if request.id_map:
+        args += ["--masks", _at_frame(request.id_map, request.id_map_frame)]
+    if request.names:
+        args += ["--names", ",".join(request.names)]
+    for mask in request.actor_masks:
+        args += ["--actor-mask", f"{mask.name}={_at_frame(mask.path, mask.frame)}"]
+    if request.detect:
+        args.append("--detect")
+    return args
+
+
+def _option_args(request: RunRequest) -> list[str]:
+    args = []
+    if request.frames is not None:
+        args += ["--frames", f"{request.frames[0]}-{request.frames[1]}"]
+    optional = (("--start-frame", request.start_frame), ("--size", request.size),
+                ("--xmem-size", request.xmem_size), ("--device", request.device),
+                ("--input-colorspace", request.input_colorspace or None),
+                ("--models", request.models or None))
+    for flag, value in optional:
+        if value is not None:
+            args += [flag, str(value)]
+    if request.overwrite:
+        args.append("--overwrite")
+    return args
 
 
 def build_run_command(cli: Sequence[str], request: RunRequest) -> list[str]:
@@ -104,29 +135,8 @@ def build_run_command(cli: Sequence[str], request: RunRequest) -> list[str]:
     """
     if not (request.id_map or request.actor_masks or request.detect):
         raise ValueError("no keyframe masks: set an ID map, actor masks or 'Detect people'")
-    cmd = [*cli, "run", request.plate, "--out", request.out, "--no-progress-bar"]
-    if request.id_map:
-        cmd += ["--masks", _at_frame(request.id_map, request.id_map_frame)]
-    if request.names:
-        cmd += ["--names", ",".join(request.names)]
-    for mask in request.actor_masks:
-        cmd += ["--actor-mask", f"{mask.name}={_at_frame(mask.path, mask.frame)}"]
-    if request.detect:
-        cmd.append("--detect")
-    if request.frames is not None:
-        cmd += ["--frames", f"{request.frames[0]}-{request.frames[1]}"]
-    if request.start_frame is not None:
-        cmd += ["--start-frame", str(request.start_frame)]
-    if request.size is not None:
-        cmd += ["--size", str(request.size)]
-    cmd += ["--device", request.device]
-    if request.input_colorspace:
-        cmd += ["--input-colorspace", request.input_colorspace]
-    if request.models:
-        cmd += ["--models", request.models]
-    if request.overwrite:
-        cmd.append("--overwrite")
-    return cmd
+    return [*cli, "run", request.plate, "--out", request.out, "--no-progress-bar",
+            *_mask_args(request), *_option_args(request)]
 
 
 _HASHES = re.compile(r"#+|@+")

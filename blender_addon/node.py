@@ -86,6 +86,9 @@ class ActorMatteNode(bpy.types.CompositorNodeCustomGroup):
                               "//actormatte/<node name>/ next to the blend file)")
     size: IntProperty(name="Processing Size", default=576, min=32, soft_max=2048,
                       description="Matting short side in pixels")
+    xmem_size: IntProperty(name="Propagation Size", default=480, min=-1, soft_max=2048,
+                           description="Propagation (XMem) short side in pixels; -1 keeps the "
+                           "plate size")
     device: EnumProperty(name="Device", default="auto", items=(
         ("auto", "Auto", "CUDA when the core sees a GPU"),
         ("cpu", "CPU", ""),
@@ -138,17 +141,30 @@ def _clear(tree: bpy.types.NodeTree) -> None:
         tree.interface.remove(item)
 
 
+def _new_node(tree: bpy.types.NodeTree, *idnames: str) -> bpy.types.Node:
+    """A node of the first type this Blender knows.
+
+    Blender 5.0 replaced CompositorNodeMath/Value by the shared ShaderNodeMath/Value.
+    """
+    for idname in idnames[:-1]:
+        try:
+            return tree.nodes.new(idname)
+        except RuntimeError:
+            continue
+    return tree.nodes.new(idnames[-1])
+
+
 def _combined(tree: bpy.types.NodeTree, sockets: list[bpy.types.NodeSocket],
               x: float) -> bpy.types.NodeSocket:
     """A socket carrying the per-pixel maximum of ``sockets`` (0 when there are none)."""
     if not sockets:
-        value = tree.nodes.new("CompositorNodeValue")
+        value = _new_node(tree, "CompositorNodeValue", "ShaderNodeValue")
         value.outputs[0].default_value = 0.0
         value.location = (x, -200)
         return value.outputs[0]
     result = sockets[0]
     for index, socket in enumerate(sockets[1:]):
-        node = tree.nodes.new("CompositorNodeMath")
+        node = _new_node(tree, "CompositorNodeMath", "ShaderNodeMath")
         node.operation = "MAXIMUM"
         node.location = (x + 180 * index, -200 - 40 * index)
         tree.links.new(result, node.inputs[0])

@@ -136,7 +136,8 @@ def build_request(context: bpy.types.Context, am: node.ActorMatteNode,
     frames = (am.frame_first, am.frame_last) if am.use_frame_range else None
     return cli_client.RunRequest(
         plate=plate, out=cache_dir(am), frames=frames, start_frame=start_frame, size=am.size,
-        device=am.device, input_colorspace=chosen, models=preferences.models_dir(context),
+        xmem_size=am.xmem_size, device=am.device, input_colorspace=chosen,
+        models=preferences.models_dir(context),
         overwrite=overwrite, **_masks(am))
 
 
@@ -197,6 +198,8 @@ def finish(operator: bpy.types.Operator, context: bpy.types.Context, session: Se
 def run_blocking(session: Session) -> int:
     """Follow a job to its end on this thread, printing progress (background mode)."""
     last = ""
+    print(f"ActorMatte: started the core CLI (pid {session.job.pid}): "
+          + " ".join(session.job.command), flush=True)
     try:
         while not session.job.stdout_closed:
             session.pump(timeout=0.5)

@@ -104,7 +104,8 @@ def draw_node(am: node.ActorMatteNode, context: bpy.types.Context,
     layout.prop(am, "cache_dir", text="", placeholder=node.resolved_cache_dir(am))
     row = layout.row(align=True)
     row.prop(am, "size", text="Size")
-    row.prop(am, "device", text="")
+    row.prop(am, "xmem_size", text="Propagation")
+    layout.prop(am, "device", text="Device")
     if operators.running(am):
         _target(layout.operator("actormatte.cancel", icon="CANCEL"), am)
     else:

@@ -1,0 +1,153 @@
+"""Runs inside real Blender (the ``bpy`` wheel's Python): set up an ActorMatte node, run it, render.
+
+Not a test module: ``test_blender_extension.py`` starts it as
+``<bpy venv>/bin/python blender_driver.py SPEC.json`` under a timeout and reads ``result.json``.
+The spec names the repository's ``blender_addon`` folder, which is enabled as a real extension
+(a local extensions repository holding a symlink to it), the plate, the keyframe masks, the
+runs to do and the frames to render through a File Output node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import bpy
+
+REPO = "amtest"
+MODULE = f"bl_ext.{REPO}.actormatte"
+
+
+def enable_extension(addon_dir: str) -> None:
+    """Enable the repository's add-on folder as an extension, as a user's install would."""
+    folder = tempfile.mkdtemp(prefix="am-ext-")
+    os.symlink(addon_dir, os.path.join(folder, "actormatte"))
+    bpy.context.preferences.extensions.repos.new(name=REPO, module=REPO, custom_directory=folder,
+                                                 source="USER")
+    bpy.ops.preferences.addon_enable(module=MODULE)
+    assert MODULE in bpy.context.preferences.addons, "extension did not enable"
+
+
+def compositor_tree(scene: bpy.types.Scene) -> bpy.types.NodeTree:
+    """The scene's compositor tree, created empty (5.0+ and 4.x)."""
+    if hasattr(scene, "compositing_node_group"):
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+    else:
+        scene.use_nodes = True
+        tree = scene.node_tree
+    tree.nodes.clear()
+    return tree
+
+
+def configure(node: bpy.types.Node, spec: dict) -> None:
+    """Set the node's properties from the spec."""
+    source = spec["source"]
+    node.source_type = source["type"]
+    if source["type"] == "IMAGE":
+        image = bpy.data.images.load(source["path"])
+        image.source = "SEQUENCE"
+        node.image = image
+    else:
+        node.filepath = source["path"]
+    node.masks_mode = set(spec["masks_mode"])
+    node.id_map = spec.get("id_map", "")
+    node.id_map_names = spec.get("names", "")
+    for name, path, frame in spec.get("actor_masks", []):
+        mask = node.actor_masks.add()
+        mask.name, mask.filepath = name, path
+        if frame is not None:
+            mask.use_keyframe, mask.keyframe = True, frame
+    node.size = spec["size"]
+    node.xmem_size = spec["size"]
+    node.device = "cpu"
+    node.cache_dir = spec.get("cache_dir", "")
+
+
+def add_file_output(tree: bpy.types.NodeTree, node: bpy.types.Node, folder: str) -> None:
+    """A File Output node writing every output of ``node`` as ``<frame>_<socket>.exr`` (32-bit)."""
+    out = tree.nodes.new("CompositorNodeOutputFile")
+    names = [socket.name for socket in node.outputs]
+    fmt = out.format
+    if hasattr(out, "file_output_items"):  # Blender 5.0+
+        out.directory, out.file_name = folder, "####_"
+        fmt.media_type = "IMAGE"
+        out.file_output_items.clear()
+        for name in names:
+            out.file_output_items.new("FLOAT", name)
+    else:
+        out.base_path = folder
+        out.file_slots.clear()
+        for name in names:
+            out.file_slots.new(name)
+            out.file_slots[name].path = f"####_{name}"
+    fmt.file_format, fmt.color_mode, fmt.color_depth = "OPEN_EXR", "BW", "32"
+    for name in names:
+        tree.links.new(node.outputs[name], out.inputs[name])
+
+
+def run(node: bpy.types.Node, cache_probe: str | None) -> dict:
+    """Run the operator once the way a script would; collect its outcome and the cache files."""
+    entry: dict = {"error": None}
+    try:
+        entry["result"] = sorted(bpy.ops.actormatte.run(node_name=node.name))
+    except RuntimeError as error:
+        entry["error"] = str(error)
+    entry["status"] = node.status
+    entry["layers"] = node.layers
+    if cache_probe:
+        entry["cache_mtimes"] = {p.name: p.stat().st_mtime_ns
+                                 for p in sorted(Path(cache_probe).glob("*.exr"))}
+    return entry
+
+
+def describe_inside(node: bpy.types.Node) -> dict:
+    """What the node's inner tree holds: its Image node's settings and the group outputs."""
+    images = [n for n in node.node_tree.nodes if n.bl_idname == "CompositorNodeImage"]
+    info: dict = {"outputs": [socket.name for socket in node.outputs]}
+    if images:
+        image_node = images[0]
+        info.update(filepath=image_node.image.filepath, source=image_node.image.source,
+                    colorspace=image_node.image.colorspace_settings.name,
+                    frame_start=image_node.frame_start, frame_offset=image_node.frame_offset,
+                    frame_duration=image_node.frame_duration)
+    return info
+
+
+def main(spec_path: str) -> None:
+    """Do what the spec asks and write ``result.json`` next to it."""
+    spec = json.loads(Path(spec_path).read_text())
+    result: dict = {"version": list(bpy.app.version), "runs": []}
+    result_path = Path(spec_path).with_name("result.json")
+    try:
+        enable_extension(spec["addon_dir"])
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.models_dir = spec["models"]
+        scene = bpy.context.scene
+        scene.render.resolution_x, scene.render.resolution_y = spec["resolution"]
+        scene.render.resolution_percentage = 100
+        tree = compositor_tree(scene)
+        node = tree.nodes.new("ActorMatteNode")
+        node.name = "Hero"
+        configure(node, spec)
+        if spec.get("blend"):
+            bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+        for _ in range(spec.get("runs", 1)):
+            result["runs"].append(run(node, spec.get("cache_probe")))
+            result["inside"] = describe_inside(node)
+        if spec.get("render_frames"):
+            add_file_output(tree, node, spec["render_dir"])
+            for frame in spec["render_frames"]:
+                scene.frame_set(frame)
+                bpy.ops.render.render(write_still=False)
+    except Exception:  # the test reads the traceback from result.json
+        result["exception"] = traceback.format_exc()
+    result_path.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
