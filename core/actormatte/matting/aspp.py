@@ -11,23 +11,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actormatte.matting.spectral_norm import PointwiseConv2d
+
 
 class ASPP(nn.Module):
     """ASPP with branches ``aspp1``..``aspp5`` (mid channels 256) and projection ``conv2``."""
 
     def __init__(self, in_channels: int = 512, out_channels: int = 512, mid: int = 256) -> None:
         super().__init__()
-        self.aspp1 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.aspp1 = PointwiseConv2d(in_channels, mid, bias=False)
         self.aspp2 = nn.Conv2d(in_channels, mid, 3, padding=2, dilation=2, bias=False)
         self.aspp3 = nn.Conv2d(in_channels, mid, 3, padding=4, dilation=4, bias=False)
         self.aspp4 = nn.Conv2d(in_channels, mid, 3, padding=8, dilation=8, bias=False)
-        self.aspp5 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.aspp5 = PointwiseConv2d(in_channels, mid, bias=False)
         self.aspp1_bn = nn.BatchNorm2d(mid)
         self.aspp2_bn = nn.BatchNorm2d(mid)
         self.aspp3_bn = nn.BatchNorm2d(mid)
         self.aspp4_bn = nn.BatchNorm2d(mid)
         self.aspp5_bn = nn.BatchNorm2d(mid)
-        self.conv2 = nn.Conv2d(mid * 5, out_channels, 1, bias=False)
+        self.conv2 = PointwiseConv2d(mid * 5, out_channels, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

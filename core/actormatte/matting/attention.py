@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actormatte.matting.spectral_norm import PointwiseConv2d
+
 
 class FFN(nn.Module):
     """Post-norm feed-forward block ``LN(x + linear2(ReLU(linear1(x))))`` on the last dim."""
@@ -124,7 +126,7 @@ class InstanceMatteDecoder(nn.Module):
         self.conv = nn.Sequential(
             nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(dim, out_dim, 1, bias=False), nn.BatchNorm2d(out_dim),
+            PointwiseConv2d(dim, out_dim, bias=False), nn.BatchNorm2d(out_dim),
             nn.LeakyReLU(0.2, inplace=True),
         )
 

@@ -76,7 +76,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _choose_variant(requested: str | None, config: dict[str, Any] | None,
-                    state: dict[str, torch.Tensor], source: Path) -> Variant:
+                    state: dict[str, torch.Tensor] | None, source: Path) -> Variant:
     if requested is not None and requested not in ("video", "image"):
         raise InputError(f"variant must be 'video', 'image' or None, got {requested!r}")
     from_config = variant_from_config(config) if config is not None else None
@@ -87,7 +87,7 @@ def _choose_variant(requested: str | None, config: dict[str, Any] | None,
         return requested  # type: ignore[return-value]
     if from_config is not None:
         return from_config
-    has_temporal = any(k.startswith(VIDEO_ONLY_PREFIXES) for k in state)
+    has_temporal = any(k.startswith(VIDEO_ONLY_PREFIXES) for k in state or {})
     return "video" if has_temporal else "image"
 
 
@@ -152,11 +152,17 @@ def load_maggie(source: str | Path, variant: Variant | None = None, *,
                          f"got {spectral_norm!r}")
     weights_path, config_path = _resolve(source)
     config_json = _read_config(config_path) if config_path is not None else None
+    arch: MaggieArchConfig | None = None
+    if config_json is not None and (variant or variant_from_config(config_json)):
+        # validate the config before reading 120 MB of weights
+        chosen = _choose_variant(variant, config_json, None, weights_path)
+        arch = arch_config_from_json(config_json, chosen, str(config_path))
     state = _read_weights(weights_path)
-    chosen = _choose_variant(variant, config_json, state, weights_path)
-    arch = (arch_config_from_json(config_json, chosen, str(config_path))
-            if config_json is not None and config_path is not None
-            else MaggieArchConfig(variant=chosen))
+    if arch is None:
+        chosen = _choose_variant(variant, config_json, state, weights_path)
+        arch = (MaggieArchConfig(variant=chosen) if config_json is None
+                else arch_config_from_json(config_json, chosen, str(config_path)))
+    chosen = arch.variant
     net = build_network(arch)
     check_state_dict(net.state_dict(), state, chosen, str(weights_path))
     net.load_state_dict(state, strict=True)

@@ -55,6 +55,35 @@ class _SpectralWeights(nn.Module):
         self.weight_bar = nn.Parameter(torch.zeros(weight_shape))
 
 
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor,
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1, stride-1 convolution as a matrix product.
+
+    oneDNN's 1x1 convolution splits its reduction across threads on small maps (an OS32 map of
+    2x3, for example), so its result would depend on the thread count; the matrix product does
+    not.
+
+    Shape:
+        x: (B, C, H, W); weight: (O, C, 1, 1); bias: (O,); returns (B, O, H, W).
+    """
+    batch, _, height, width = x.shape
+    out = torch.matmul(weight.flatten(1), x.flatten(2))  # (O, C) @ (B, C, HW) -> (B, O, HW)
+    if bias is not None:
+        out = out + bias.view(1, -1, 1)
+    return out.view(batch, -1, height, width)
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with a 1x1 kernel computed by :func:`pointwise_conv` (same state dict)."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the 1x1 convolution to ``x`` (B,C,H,W)."""
+        return pointwise_conv(x, self.weight, self.bias)
+
+
 def _l2normalize(x: torch.Tensor) -> torch.Tensor:
     return x / (x.norm() + _EPS)
 
@@ -129,6 +158,8 @@ class SpectralNormConv2d(nn.Module):
         weight = self.weight()
         if self.transposed:
             return F.conv_transpose2d(x, weight, None, self.stride, self.padding)
+        if weight.shape[-1] == 1 and self.stride == 1 and self.padding == 0:
+            return pointwise_conv(x, weight)
         return F.conv2d(x, weight, None, self.stride, self.padding)
 
 
