@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -110,7 +111,8 @@ class ShotClipSource:
         right = self.padded[1] - array.shape[1]
         if bottom == 0 and right == 0:
             return np.ascontiguousarray(array)
-        return cv2.copyMakeBorder(array, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=0)
+        return np.asarray(cv2.copyMakeBorder(array, 0, bottom, 0, right, cv2.BORDER_CONSTANT,
+                                             value=(0, 0, 0, 0)))
 
 
 class MatteStage:
@@ -147,7 +149,8 @@ class MatteStage:
         Raises:
             WeightsError: Wrong keys, shapes or config (exit code 4).
         """
-        variant = "image" if self.model_name() == "maggie-image" else "video"
+        variant: Literal["video", "image"] = (
+            "image" if self.model_name() == "maggie-image" else "video")
         net = load_maggie(weights.parent, variant, device=self.device)
         forward = net.__call__
         self.runner = WindowRunner(forward if variant == "video" else None,

@@ -37,6 +37,7 @@ from actormatte.jobs import Job, JobActor, WorkFolder, keyframes_digest
 from actormatte.masks import KeyframeSet
 from actormatte.propagation import (
     XMemConfig,
+    XMemNet,
     XMemProcessor,
     normalise_frame,
     resize_for_xmem,
@@ -99,7 +100,7 @@ class Propagator:
         device: Torch device string.
     """
 
-    def __init__(self, network: torch.nn.Module, xmem_config: XMemConfig,
+    def __init__(self, network: XMemNet, xmem_config: XMemConfig,
                  config: PropagateConfig, keyframes: KeyframeSet, read: FrameReader,
                  work: WorkFolder, plate_size: tuple[int, int], device: str) -> None:
         self._net = network
@@ -267,7 +268,7 @@ def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
 
 
 def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
-                    network: torch.nn.Module | None, config: PropagateConfig, device: str,
+                    network: XMemNet | None, config: PropagateConfig, device: str,
                     state: str) -> Iterator[tuple[int, bool]]:
     """Propagate (or resume) and yield ``(frame, resumed)`` per frame; marks the job complete.
 
