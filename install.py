@@ -6,6 +6,7 @@ Run it with any Python >= 3.10; it uses the standard library only.
     python3 install.py                          # venv + packages + weights (downloads them)
     python3 install.py --weights-from /mnt/w    # offline: copy weights from a local folder
     python3 install.py --no-weights             # venv + packages only (what the tests need)
+    python3 install.py --no-weights --blender-test-venv   # + bpy venvs for tests/blender
 
 Steps, each skipped when already done (a re-run takes a few seconds):
 1. create the venv (``.venv`` at the repository root, ``--venv PATH`` to choose another);
@@ -33,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 TORCH_VERSION = "2.13.0"
 RECORD_NAME = "actormatte-install.json"
+# Real Blender for tests/blender: the bpy wheels (cp311) need numpy<2, so each has its own venv.
+BPY_TEST_VENVS = {".venv-bpy": "bpy==4.5.15", ".venv-bpy5": "bpy==5.0.1"}
 
 
 def log(message: str) -> None:
@@ -105,6 +108,24 @@ def install_weights(venv_dir: Path, models: Path, weights_from: Path | None) -> 
     run(cmd)
 
 
+def make_blender_test_venvs() -> None:
+    """Create ``.venv-bpy`` (bpy 4.5 LTS) and ``.venv-bpy5`` (bpy 5.0) for tests/blender."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit("install.py: --blender-test-venv needs Python 3.11 (the bpy wheels are cp311)")
+    for name, requirement in BPY_TEST_VENVS.items():
+        venv_dir = ROOT / name
+        stamp = venv_dir / ".actormatte-bpy"
+        if stamp.is_file() and stamp.read_text() == requirement:
+            log(f"{name}: {requirement} is up to date")
+            continue
+        if not venv_python(venv_dir).is_file():
+            log(f"creating bpy test venv {venv_dir}")
+            venv.EnvBuilder(with_pip=True).create(venv_dir)
+        run([str(venv_python(venv_dir)), "-m", "pip", "install", "--disable-pip-version-check",
+             requirement, "numpy<2"])
+        stamp.write_text(requirement)
+
+
 def write_record(venv_dir: Path, models: Path, device: str) -> None:
     """Record where the CLI and the models are, for the host plugins."""
     record = {
@@ -129,6 +150,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-weights", action="store_true", help="skip the weights step")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="which torch build to install (auto: cuda when nvidia-smi sees a GPU)")
+    parser.add_argument("--blender-test-venv", action="store_true",
+                        help="also create .venv-bpy (bpy 4.5.15) and .venv-bpy5 (bpy 5.0.1) for "
+                             "the Blender tests")
     return parser.parse_args(argv)
 
 
@@ -147,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         log(f"creating venv {venv_dir}")
         venv.EnvBuilder(with_pip=True).create(venv_dir)
     install_packages(venv_dir, device)
+    if args.blender_test_venv:
+        make_blender_test_venvs()
     if args.no_weights:
         log("--no-weights: skipping the weights step")
     else:
