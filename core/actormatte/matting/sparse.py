@@ -49,7 +49,7 @@ Backend = Literal["auto", "torch", "spconv"]
 Subm3Strategy = Literal["auto", "tiles", "taps"]
 
 #: OS1 sites per chunk of batch elements in the torch backend (bounds peak memory).
-DEFAULT_MAX_SITES = 1 << 18
+DEFAULT_MAX_SITES = 1 << 17
 
 #: Logit written at non-sites, as in the official densification.
 OFF_SITE_LOGIT = -99.0
