@@ -44,16 +44,25 @@ def compositor_tree(scene: bpy.types.Scene) -> bpy.types.NodeTree:
     return tree
 
 
+def _source(node: bpy.types.Node, source: dict) -> None:
+    node.source_type = source["type"]
+    if source["type"] == "IMAGE" and source.get("path"):
+        image = bpy.data.images.load(source["path"])
+        image.source = source.get("image_source", "SEQUENCE")
+        image.colorspace_settings.name = source.get("colorspace", image.colorspace_settings.name)
+        node.image = image
+    elif source["type"] == "CLIP" and source.get("path"):
+        clip = bpy.data.movieclips.load(source["path"])
+        clip.frame_start = source.get("frame_start", clip.frame_start)
+        node.clip = clip
+    elif source["type"] == "FILE":
+        node.filepath = source["path"]
+
+
 def configure(node: bpy.types.Node, spec: dict) -> None:
     """Set the node's properties from the spec."""
-    source = spec["source"]
-    node.source_type = source["type"]
-    if source["type"] == "IMAGE":
-        image = bpy.data.images.load(source["path"])
-        image.source = "SEQUENCE"
-        node.image = image
-    else:
-        node.filepath = source["path"]
+    _source(node, spec["source"])
+    node.input_colorspace = spec.get("input_colorspace", "")
     node.masks_mode = set(spec["masks_mode"])
     node.id_map = spec.get("id_map", "")
     node.id_map_names = spec.get("names", "")
@@ -62,10 +71,29 @@ def configure(node: bpy.types.Node, spec: dict) -> None:
         mask.name, mask.filepath = name, path
         if frame is not None:
             mask.use_keyframe, mask.keyframe = True, frame
+    if spec.get("frames"):
+        node.use_frame_range = True
+        node.frame_first, node.frame_last = spec["frames"]
     node.size = spec["size"]
     node.xmem_size = spec["size"]
     node.device = "cpu"
     node.cache_dir = spec.get("cache_dir", "")
+
+
+def probe(tree: bpy.types.NodeTree, spec: dict, settings: dict) -> dict:
+    """The CLI command a node with these settings would run, or the setup error it gives."""
+    operators = sys.modules[f"{MODULE}.operators"]
+    node = tree.nodes.new("ActorMatteNode")
+    node.name = settings.get("name", "Probe")
+    configure(node, {**spec, **settings})
+    try:
+        request = operators.build_request(bpy.context, node, False)
+        command = sys.modules[f"{MODULE}.cli_client"].build_run_command(["am"], request)
+        return {"command": command}
+    except operators.SetupError as error:
+        return {"error": str(error)}
+    finally:
+        tree.nodes.remove(node)
 
 
 def add_file_output(tree: bpy.types.NodeTree, node: bpy.types.Node, folder: str) -> None:
@@ -90,11 +118,12 @@ def add_file_output(tree: bpy.types.NodeTree, node: bpy.types.Node, folder: str)
         tree.links.new(node.outputs[name], out.inputs[name])
 
 
-def run(node: bpy.types.Node, cache_probe: str | None) -> dict:
-    """Run the operator once the way a script would; collect its outcome and the cache files."""
+def run(node: bpy.types.Node, cache_probe: str | None, context: str) -> dict:
+    """Run the operator once (``EXEC_DEFAULT`` as a script would, or ``INVOKE_DEFAULT`` as a
+    button would); collect its outcome and the cache files."""
     entry: dict = {"error": None}
     try:
-        entry["result"] = sorted(bpy.ops.actormatte.run(node_name=node.name))
+        entry["result"] = sorted(bpy.ops.actormatte.run(context, node_name=node.name))
     except RuntimeError as error:
         entry["error"] = str(error)
     entry["status"] = node.status
@@ -131,13 +160,18 @@ def main(spec_path: str) -> None:
         scene.render.resolution_x, scene.render.resolution_y = spec["resolution"]
         scene.render.resolution_percentage = 100
         tree = compositor_tree(scene)
+        result["probes"] = [probe(tree, spec, settings) for settings in spec.get("probes", [])]
+        if spec.get("blend"):
+            bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+        result["probes_saved"] = [probe(tree, spec, s) for s in spec.get("probes_saved", [])]
+        if not spec.get("source"):
+            return
         node = tree.nodes.new("ActorMatteNode")
         node.name = "Hero"
         configure(node, spec)
-        if spec.get("blend"):
-            bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
-        for _ in range(spec.get("runs", 1)):
-            result["runs"].append(run(node, spec.get("cache_probe")))
+        for index in range(spec.get("runs", 1)):
+            context = "INVOKE_DEFAULT" if index % 2 else "EXEC_DEFAULT"
+            result["runs"].append(run(node, spec.get("cache_probe"), context))
             result["inside"] = describe_inside(node)
         if spec.get("render_frames"):
             add_file_output(tree, node, spec["render_dir"])
@@ -146,7 +180,8 @@ def main(spec_path: str) -> None:
                 bpy.ops.render.render(write_still=False)
     except Exception:  # the test reads the traceback from result.json
         result["exception"] = traceback.format_exc()
-    result_path.write_text(json.dumps(result, indent=2))
+    finally:
+        result_path.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

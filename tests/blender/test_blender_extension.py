@@ -168,3 +168,54 @@ def test_cancel_stops_the_cli_and_keeps_finished_frames(
         channels = read_channels(path)
         assert sorted(channels) == ["actor_01.A", "actor_02.A"]
     assert sorted(p.name for p in cache.iterdir() if p.is_file()) == [p.name for p in written]
+
+
+def test_node_settings_map_to_cli_commands(tmp_path: Path, models_dir: Path,
+                                           make_shot: Callable[..., Any], core_cli: Path) -> None:
+    """Sources, colour spaces, masks, range and cache become the documented CLI flags."""
+    shot = make_shot(3)
+    movie = tmp_path / "plate.mp4"
+    writer = cv2.VideoWriter(str(movie), cv2.VideoWriter_fourcc(*"mp4v"), 24, (96, 64))
+    for _ in range(3):
+        writer.write(np.full((64, 96, 3), 128, np.uint8))
+    writer.release()
+    first_png = str(shot.folder / "plate.1001.png")
+    ids = {"masks_mode": ["ID_MAP"], "id_map": str(shot.ids), "cache_dir": "/c/"}
+    probes = [
+        {"source": {"type": "IMAGE", "path": first_png}, **ids, "names": "bob, alice"},
+        {"source": {"type": "IMAGE", "path": first_png, "colorspace": "ACEScg"}, **ids},
+        {"source": {"type": "IMAGE", "path": first_png}, **ids, "input_colorspace": "lin_ap1"},
+        {"source": {"type": "CLIP", "path": str(movie), "frame_start": 101}, **ids},
+        {"source": {"type": "FILE", "path": shot.pattern}, "masks_mode": ["DETECT"],
+         "cache_dir": "/c/", "frames": [1002, 1003]},
+        {"source": {"type": "FILE", "path": shot.pattern}, "masks_mode": [], "cache_dir": "/c/"},
+        {"source": {"type": "IMAGE"}, **ids},
+        {"source": {"type": "IMAGE", "path": first_png, "image_source": "FILE"}, **ids},
+        {"source": {"type": "FILE", "path": shot.pattern}, "masks_mode": ["ID_MAP"],
+         "id_map": str(shot.ids)},  # default cache, blend not saved yet
+    ]
+    saved = [{"source": {"type": "FILE", "path": shot.pattern}, "masks_mode": ["ID_MAP"],
+              "id_map": str(shot.ids), "name": "Shot 10"}]
+    spec = write_spec(tmp_path, models_dir, probes=probes, probes_saved=saved,
+                      blend=str(tmp_path / "comp.blend"))
+    result, output = drive("4.5", spec, core_cli)
+    commands = [probe.get("command") or probe["error"] for probe in result["probes"]]
+    tail = ["--size", "64", "--xmem-size", "64", "--device", "cpu"]
+    head = ["am", "run", shot.pattern, "--out", "/c", "--no-progress-bar", "--masks", str(shot.ids)]
+    assert commands[0] == [*head, "--names", "bob,alice", *tail, "--input-colorspace", "srgb_tx",
+                           "--models", str(models_dir)]
+    assert commands[1] == [*head, *tail, "--input-colorspace", "ACEScg",
+                           "--models", str(models_dir)]
+    assert commands[2][-4:] == ["--input-colorspace", "lin_ap1", "--models", str(models_dir)]
+    assert commands[3][:8] == ["am", "run", str(movie), "--out", "/c", "--no-progress-bar",
+                               "--masks", str(shot.ids)]
+    assert commands[3][8:10] == ["--start-frame", "101"]
+    assert commands[3][-4:-2] == ["--input-colorspace", "srgb_tx"]
+    assert commands[4][3:] == ["--out", "/c", "--no-progress-bar", "--detect",
+                               "--frames", "1002-1003", *tail, "--models", str(models_dir)]
+    assert commands[5] == "choose the keyframe masks: ID map, actor masks or detect people"
+    assert commands[6] == "choose the source image of the ActorMatte node"
+    assert "is not an image sequence or movie" in commands[7]
+    assert commands[8].startswith("save the blend file first")
+    (saved_command,) = [probe["command"] for probe in result["probes_saved"]]
+    assert saved_command[3:5] == ["--out", str(tmp_path / "actormatte" / "Shot_10")]
