@@ -17,12 +17,16 @@ def register() -> None:
     """Register the classes and the Add-menu entry."""
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.NODE_MT_add.append(node.add_menu_entry)
+    menu = getattr(bpy.types, "NODE_MT_add", None)  # the node editor's Add menu
+    if menu is not None:
+        menu.append(node.add_menu_entry)
 
 
 def unregister() -> None:
     """Stop running jobs, remove the menu entry, unregister the classes."""
     operators.stop_all()
-    bpy.types.NODE_MT_add.remove(node.add_menu_entry)
+    menu = getattr(bpy.types, "NODE_MT_add", None)
+    if menu is not None:
+        menu.remove(node.add_menu_entry)
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)
