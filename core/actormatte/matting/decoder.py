@@ -163,14 +163,14 @@ class MaggieDecoder(nn.Module):
         """
         up = F.interpolate(logits[:, :num_instances], scale_factor=8, mode="bilinear",
                            align_corners=False)  # (BT, N, H, W)
-        alpha = (torch.tanh(up) + 1) / 2
+        alpha = up.tanh_().add_(1).div_(2)
         if self.config.is_video:
             alpha[alpha >= VIDEO_SATURATION] = 1.0
         unknown = compute_unknown(alpha, UNKNOWN_ELLIPSE)
         if self.config.is_video:
             keep = bbox_keep_mask(alpha)
-            unknown = unknown * keep
-            alpha = alpha * keep
+            unknown.mul_(keep)
+            alpha.mul_(keep)
         return alpha, unknown
 
     def details(self, coarse: CoarseResult, feats: EncoderFeatures,
@@ -191,7 +191,7 @@ class MaggieDecoder(nn.Module):
                                  feats.fea1, feats.fea2, feats.fea3, unknown)
         size = unknown.shape[-2:]
         os4 = F.interpolate(logits.os4, scale_factor=4, mode="bilinear", align_corners=False)
-        alpha_os4 = ((torch.tanh(os4) + 1) / 2).view(unknown.shape)  # (BT*N,1,H,W)->(BT,N,H,W)
+        alpha_os4 = os4.tanh_().add_(1).div_(2).view(unknown.shape)  # (BT*N,1,H,W)->(BT,N,H,W)
         alpha_os1 = ((torch.tanh(logits.os1) + 1) / 2).view(-1, num, *size)
         return alpha_os4, alpha_os1
 

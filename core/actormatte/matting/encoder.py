@@ -73,12 +73,61 @@ def _stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.
     return nn.Sequential(*layers)
 
 
-def _shortcut(in_channels: int, out_channels: int) -> nn.Sequential:
-    # ReLU before BN, as in the checkpoint (keys .0 conv, .2 BN, .3 conv, .5 BN).
-    return nn.Sequential(
-        _sn3x3(in_channels, out_channels), nn.ReLU(inplace=True), nn.BatchNorm2d(out_channels),
-        _sn3x3(out_channels, out_channels), nn.ReLU(inplace=True), nn.BatchNorm2d(out_channels),
-    )
+class InplaceBatchNorm2d(nn.BatchNorm2d):
+    """Eval-mode BatchNorm that overwrites its input.
+
+    The OS1 shortcut maps are 377 MB for five 576x1024 frames. Use only where the input is not
+    needed elsewhere; falls back to the ordinary op when training or recording gradients.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` (B,C,H,W) in place with the running statistics."""
+        if self.training or torch.is_grad_enabled() or self.running_var is None:
+            return super().forward(x)
+        assert self.running_mean is not None
+        scale = self.weight / torch.sqrt(self.running_var + self.eps)  # (C,)
+        shift = self.bias - self.running_mean * scale
+        return x.mul_(scale.view(1, -1, 1, 1)).add_(shift.view(1, -1, 1, 1))
+
+
+#: Output elements per chunk of frames in a shortcut branch (one 576x1024 frame at OS1 is 19M).
+SHORTCUT_CHUNK_ELEMENTS = 1 << 24
+
+
+class ShortcutBranch(nn.Sequential):
+    """conv3x3-ReLU-BN-conv3x3-ReLU-BN, run over chunks of frames to bound memory at OS1.
+
+    ReLU comes before BN, as in the checkpoint (keys .0 conv, .2 BN, .3 conv, .5 BN).
+
+    Each spectral-norm weight is computed once per call and reused for every chunk, so the
+    stateful semantics (one power iteration per forward) are kept.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            _sn3x3(in_channels, out_channels), nn.ReLU(inplace=True),
+            InplaceBatchNorm2d(out_channels),
+            _sn3x3(out_channels, out_channels), nn.ReLU(inplace=True),
+            InplaceBatchNorm2d(out_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape: x (BT, Cin, H, W) -> (BT, Cout, H, W)."""
+        conv_a, relu_a, bn_a, conv_b, relu_b, bn_b = self
+        assert isinstance(conv_a, SpectralNormConv2d) and isinstance(conv_b, SpectralNormConv2d)
+        weight_a, weight_b = conv_a.weight(), conv_b.weight()
+        out_channels = weight_b.shape[0]
+        per_frame = out_channels * x.shape[-2] * x.shape[-1]
+        chunk = max(1, SHORTCUT_CHUNK_ELEMENTS // per_frame)
+        if chunk >= x.shape[0]:
+            y = bn_a(relu_a(conv_a(x, weight_a)))
+            return bn_b(relu_b(conv_b(y, weight_b)))
+        out = x.new_empty(x.shape[0], out_channels, *x.shape[-2:])
+        for start in range(0, x.shape[0], chunk):
+            y = bn_a(relu_a(conv_a(x[start:start + chunk], weight_a)))
+            out[start:start + chunk] = bn_b(relu_b(conv_b(y, weight_b)))
+            del y
+        return out
 
 
 class MaggieEncoder(nn.Module):
@@ -98,8 +147,8 @@ class MaggieEncoder(nn.Module):
         self.layer3 = _stage(128, 256, 4, 2)
         self.layer_bottleneck = _stage(256, 512, 2, 2)
         self.shortcut = nn.ModuleList([
-            _shortcut(3 + num_embed, 32), _shortcut(32, 32), _shortcut(64, 64),
-            _shortcut(128, 128), _shortcut(256, 256),
+            ShortcutBranch(3 + num_embed, 32), ShortcutBranch(32, 32), ShortcutBranch(64, 64),
+            ShortcutBranch(128, 128), ShortcutBranch(256, 256),
         ])
         self.mask_embed_layer = nn.Embedding(num_mask + 1, num_embed)
 

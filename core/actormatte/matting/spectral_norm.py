@@ -153,9 +153,13 @@ class SpectralNormConv2d(nn.Module):
         assert self.frozen_weight is not None
         return self.frozen_weight
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve ``x`` (B,C,H,W) with the normalised weight."""
-        weight = self.weight()
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Convolve ``x`` (B,C,H,W) with the normalised weight.
+
+        ``weight`` lets a caller that splits one batch into chunks reuse the weight of the first
+        chunk (one spectral-norm step per batch, as in the official code).
+        """
+        weight = self.weight() if weight is None else weight
         if self.transposed:
             return F.conv_transpose2d(x, weight, None, self.stride, self.padding)
         if weight.shape[-1] == 1 and self.stride == 1 and self.padding == 0:

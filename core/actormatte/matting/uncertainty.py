@@ -122,10 +122,14 @@ def fuse_predictions(alpha_os8: torch.Tensor, alpha_os4: torch.Tensor, alpha_os1
                      detail_mask: torch.Tensor) -> torch.Tensor:
     """Official ``fuse``: OS4 replaces OS8, then OS1 replaces the result, on dilated bands.
 
+    The official blend ``a * w + b * (1 - w)`` with w in {0, 1} is an exact select for finite
+    values, computed here with ``torch.where`` to avoid full-size temporaries.
+
     Shape:
         all inputs: (B, C, H, W) (detail_mask uint8 0/1); returns (B, C, H, W).
     """
-    weight_os4 = ((compute_unknown(alpha_os8, OS4_FUSE_ELLIPSE) * detail_mask) > 0).float()
-    fused = alpha_os4 * weight_os4 + alpha_os8 * (1 - weight_os4)
-    weight_os1 = ((compute_unknown(fused, OS1_FUSE_ELLIPSE) * detail_mask) > 0).float()
-    return alpha_os1 * weight_os1 + fused * (1 - weight_os1)
+    weight_os4 = (compute_unknown(alpha_os8, OS4_FUSE_ELLIPSE) * detail_mask) > 0
+    fused = torch.where(weight_os4, alpha_os4, alpha_os8)
+    del weight_os4
+    weight_os1 = (compute_unknown(fused, OS1_FUSE_ELLIPSE) * detail_mask) > 0
+    return torch.where(weight_os1, alpha_os1, fused)
