@@ -186,15 +186,17 @@ class MatteStage:
         win = plan[owner]
         return f"{self.job.first + win.start}-{self.job.first + win.stop - 1}"
 
-    def run(self, todo: Sequence[int], cancel: CancelToken) -> Iterator[tuple[int, Path]]:
-        """Matte and write ``todo``; yield ``(frame, path)`` as each file lands."""
+    def mattes(self, todo: Sequence[int],
+               cancel: CancelToken) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(plate frame, alphas (N, H, W) float32)`` for ``todo``, in frame order."""
         indices = [frame - self.job.first for frame in todo]
-        layers = self.writer.layers
         for index, alphas in self.runner.run(self.source, indices, cancel.check):
-            frame = self.job.first + index
-            mattes = alphas.float().cpu().numpy()  # (N, H, W)
-            path = self.writer.write(frame, {layer: mattes[k] for k, layer in enumerate(layers)},
-                                     {"plate_frame": str(frame),
-                                      "plate_file": self.shot.plate.path_for(frame),
-                                      "window": self.window_label(frame)})
-            yield frame, path
+            yield self.job.first + index, alphas.float().cpu().numpy()
+
+    def write(self, frame: int, mattes: np.ndarray) -> Path:
+        """Write one frame's EXR atomically. Shape: mattes (N, H, W) in actor order."""
+        layers = self.writer.layers
+        return self.writer.write(frame, {layer: mattes[k] for k, layer in enumerate(layers)},
+                                 {"plate_frame": str(frame),
+                                  "plate_file": self.shot.plate.path_for(frame),
+                                  "window": self.window_label(frame)})

@@ -326,10 +326,11 @@ def _write(stage: MatteStage, first: int, last: int, todo: list[int], skipped: l
         stage.writer.check_writable()
         stage.writer.cleanup_stale_temps()
     written = 0
-    for frame, path in stage.run(todo, cancel):
+    for frame, mattes in stage.mattes(todo, cancel):
         written += 1
         done = len(skipped) + written
         progress(ProgressEvent("matte", done, total, frame))
+        path = stage.write(frame, mattes)
         events("frame", {"frame": frame, "path": str(path), "skipped": False})
         progress(ProgressEvent("write", done, total, frame))
         cancel.check()
