@@ -321,6 +321,7 @@ def _write(stage: MatteStage, first: int, last: int, todo: list[int], skipped: l
     for done, frame in enumerate(skipped, 1):
         events("frame", {"frame": frame, "path": str(stage.writer.path_for(frame)),
                          "skipped": True})
+        progress(ProgressEvent("matte", done, total, frame))
         progress(ProgressEvent("write", done, total, frame))
     if todo:
         stage.writer.check_writable()

@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module exposing ``add_parser(subparsers)``; that function adds
 its parser and sets ``handler`` (``handler(args) -> int``) with ``parser.set_defaults``. Handlers
-find a :class:`~actormatte.cli.protocol.Reporter` in ``args.reporter`` and the job's
+find a :class:`~actormatte.cli.protocol.Reporter` in ``args.reporter`` (its percentage spans
+the stages a module sets with ``set_defaults(stages=...)``, all four by default) and the job's
 :class:`~actormatte.progress.CancelToken` in ``args.cancel``. To add a sub-command, write the module
 and append its name to :data:`SUBCOMMAND_MODULES`.
 
@@ -32,7 +33,7 @@ from actormatte.errors import (
     ActorMatteError,
     CancelledError,
 )
-from actormatte.progress import CancelToken
+from actormatte.progress import STAGES, CancelToken
 
 #: Sub-command modules under ``actormatte.cli``, in the order ``--help`` lists them. A module that
 #: is not installed (yet) is left out of the tree.
@@ -76,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    reporter = Reporter(bar=None if getattr(args, "progress_bar", True) else False)
+    reporter = Reporter(bar=None if getattr(args, "progress_bar", True) else False,
+                        stages=getattr(args, "stages", STAGES))
     cancel = CancelToken()
     args.reporter = reporter
     args.cancel = cancel

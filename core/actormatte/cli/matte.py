@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
     opts.add_common(parser)
     opts.add_matting(parser)
     opts.add_overwrite(parser, "recompute frames that already exist")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, stages=("read", "matte", "write"))
 
 
 def handle(args: argparse.Namespace) -> int:

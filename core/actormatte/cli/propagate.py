@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
     opts.add_common(parser)
     opts.add_propagation(parser)
     opts.add_overwrite(parser, "start over even if the work folder holds this propagation")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, stages=("read", "propagate"))
 
 
 def handle(args: argparse.Namespace) -> int:
