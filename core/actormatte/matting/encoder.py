@@ -183,6 +183,8 @@ class MaggieEncoder(nn.Module):
             masks: (BT, N, H, W), binary.
         """
         inp = torch.cat([image, self.embed_masks(masks)], dim=1)  # (BT, 3+E, H, W)
+        # oneDNN convolves channels-last maps without layout reorders (~15% faster here).
+        inp = inp.contiguous(memory_format=torch.channels_last)
         fea1 = self.shortcut[0](inp)
         x = F.relu_(self.bn1(self.conv1(inp)))
         del inp
