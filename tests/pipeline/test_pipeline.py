@@ -14,7 +14,7 @@ import pytest
 
 from actormatte import pipeline
 from actormatte.config import ExportConfig, MaskConfig, MatteConfig, PropagateConfig
-from actormatte.errors import CancelledError
+from actormatte.errors import CancelledError, InputError
 from actormatte.export import read_matte_exr
 from actormatte.jobs import WorkFolder
 from actormatte.progress import CancelToken, ProgressEvent
@@ -136,6 +136,15 @@ def test_propagate_resumes_from_checkpoint_bit_exact(tmp_path, make_shot, models
         a = cv2.imread(str(tmp_path / "a" / "masks" / f"{frame:04d}.png"), cv2.IMREAD_UNCHANGED)
         b = cv2.imread(str(tmp_path / "b" / "masks" / f"{frame:04d}.png"), cv2.IMREAD_UNCHANGED)
         assert a.dtype == np.uint16 and np.array_equal(a, b), f"mask {frame} differs"
+
+    # The same work folder with other keyframes is refused (exit 2) unless --overwrite.
+    other = pipeline.PropagateOptions(plate=shot.pattern, work=str(tmp_path / "b"),
+                                      masks=MaskConfig(masks=(f"{shot.ids}@1005",)),
+                                      models=str(models_dir), device="cpu", propagate=PLATE_XMEM)
+    with pytest.raises(InputError, match="--overwrite"):
+        pipeline.propagate(other)
+    again = pipeline.propagate(options(tmp_path / "b"))
+    assert (again.frames_propagated, again.frames_resumed) == (0, 8)
 
 
 @pytest.mark.parametrize("frames, model", [(1, "maggie-image"), (2, "maggie-video")])
