@@ -191,3 +191,11 @@ def test_matte_without_propagation(capsys, tmp_path, models_dir):
                           "--models", str(models_dir))
     assert code == 2 and "actormatte propagate" in error["message"]
     assert _nothing_written(out)
+
+
+def test_detect_without_detector_weights(capsys, tmp_path, models_dir, shot):
+    out = tmp_path / "out"
+    args = [a for a in _run_args(shot, out, models_dir) if a != str(shot.ids) and a != "--masks"]
+    code, error, _ = _cli(capsys, *args, "--detect")
+    assert code == 4 and "MaskRCNN-10.onnx" in error["message"]
+    assert _nothing_written(out)
