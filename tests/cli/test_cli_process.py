@@ -56,7 +56,7 @@ def test_info_json():
 
 def test_kill9_during_matting_then_rerun_equals_uninterrupted(tmp_path, make_shot, models_dir,
                                                               capsys):
-    shot = make_shot(6)
+    shot = make_shot(9)  # three windows: the kill lands while later windows are computed
     assert main(_args(shot, tmp_path / "a", models_dir)) == 0
     capsys.readouterr()
 
@@ -73,9 +73,10 @@ def test_kill9_during_matting_then_rerun_equals_uninterrupted(tmp_path, make_sho
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     done = lines[-1]
     assert done["event"] == "done" and done["frames_skipped"] >= 1
-    assert done["frames_written"] + done["frames_skipped"] == 6
+    assert done["frames_written"] >= 1  # the kill interrupted the matting
+    assert done["frames_written"] + done["frames_skipped"] == 9
     assert not [p for p in os.listdir(tmp_path / "b") if p.endswith(".tmp.exr")]
-    for frame in range(1001, 1007):
+    for frame in range(1001, 1010):
         name = f"plate_mattes.{frame}.exr"
         assert np.array_equal(_pixels(tmp_path / "a" / name), _pixels(tmp_path / "b" / name))
 
