@@ -25,7 +25,8 @@ import OpenImageIO as oiio
 import psutil
 import pytest
 
-from conftest import ROOT, bpy_python
+from support.blender import bpy_python
+from support.reference import ROOT
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 ADDON = ROOT / "blender_addon"

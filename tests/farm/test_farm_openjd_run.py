@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from pipeline_fixtures import write_shot  # on sys.path through tests/farm/conftest.py
+
+from support.shots import write_shot
 
 pytestmark = pytest.mark.slow
 

@@ -36,8 +36,8 @@ from actormatte.matting.uncertainty import (
     bbox_keep_mask,
     compute_unknown,
 )
+from support.reference import MAGGIE_REF
 
-MAGGIE_REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "maggie"
 ATOL = 1e-4
 WEIGHTS = {
     "A": ("video", 1, "overrides_A.txt", 0),

@@ -13,8 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from actormatte.errors import InputError, WeightsError
 from actormatte.matting import MaGGIeImage, MaGGIeVideo, load_maggie
-
-MAGGIE_REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "maggie"
+from support.reference import MAGGIE_REF
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from actormatte.matting import MaGGIeImage, MaGGIeVideo, MattingOutput, load_mag
 from actormatte.matting.model import MaggieNetwork
 from actormatte.matting.spectral_norm import SpectralNormConv2d
 from actormatte.matting.temporal import official_temporal_rule
-
-MAGGIE_REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "maggie"
+from support.reference import MAGGIE_REF
 
 
 @pytest.fixture(scope="module", autouse=True)

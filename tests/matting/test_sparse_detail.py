@@ -8,7 +8,6 @@ with atol 1e-4 (both sides quantise site logits to the 2^-17 grid of the -99/+99
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,8 +26,8 @@ from actormatte.matting.sparse_layers import (
     spconv_1x1_to_dense,
 )
 from actormatte.matting.sparse_ops import SiteSet, inverse_rulebook
+from support.reference import MAGGIE_REF
 
-MAGGIE_REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "maggie"
 ATOL = 1e-4
 
 

@@ -3,7 +3,7 @@
 ``nuke_gui`` / ``nuke_t`` reset the stand-in (``nuke_env.start_nuke``) and run
 ``nuke_plugin/init.py`` as Nuke does at start-up (and menu.py with the GUI), so the plugin's Python
 and gizmo folders are on the (stand-in) plugin path. ``models_dir`` and ``make_shot`` come from
-the pipeline fixtures.
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from types import ModuleType
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 
 from nuke_env import start_nuke  # noqa: E402
-from pipeline_fixtures import make_shot, models_dir  # noqa: E402, F401 - fixtures
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,10 +10,6 @@ import numpy as np
 import torch
 
 from actormatte.propagation import XMemConfig, XMemNet, XMemProcessor, upsample_prob
-
-# Same resolution as tests/conftest.py (which is not importable from a test package).
-_ROOT = Path(__file__).resolve().parents[2]
-XMEM_REF = Path(os.environ.get("ACTORMATTE_SHARED", _ROOT.parent / "shared")) / "reference" / "xmem"
 
 CONFIG_KEYS = ("top_k", "mem_every", "deep_update_every", "enable_long_term",
                "enable_long_term_count_usage", "min_mid_term_frames", "max_mid_term_frames",

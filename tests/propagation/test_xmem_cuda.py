@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from actormatte.propagation import XMemProcessor
+from support.reference import XMEM_REF
 
-from .golden_runner import XMEM_REF, config_of
+from .golden_runner import config_of
 
 
 @pytest.mark.gpu

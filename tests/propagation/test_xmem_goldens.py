@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from .golden_runner import FLAG_KEYS, XMEM_REF, GoldenRun, run_golden
+from support.reference import XMEM_REF
+
+from .golden_runner import FLAG_KEYS, GoldenRun, run_golden
 
 sys.path.insert(0, str(XMEM_REF))
 from compare_golden import compare  # noqa: E402

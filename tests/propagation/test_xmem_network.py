@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 
 from actormatte.propagation import XMemDims, XMemNet
-
-from .golden_runner import XMEM_REF
+from support.reference import XMEM_REF
 
 
 def _table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:

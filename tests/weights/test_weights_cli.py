@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from actormatte.cli.main import main
-from conftest import MAGGIE_REF
+from support.reference import MAGGIE_REF
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = MAGGIE_REF

@@ -26,7 +26,7 @@ from actormatte.weights import (
     verify_models,
 )
 from actormatte.weights import install as install_mod
-from conftest import MAGGIE_REF
+from support.reference import MAGGIE_REF
 
 REF = MAGGIE_REF
 CORE = ["maggie-video", "xmem"]

@@ -1,14 +1,10 @@
 """Shared fixtures for pipeline, CLI, host and farm tests: a models folder, tiny shots.
 
-Import them into a ``conftest.py`` (see ``tests/pipeline/conftest.py``, ``tests/cli/conftest.py``)::
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-    from pipeline_fixtures import make_shot, models_dir  # noqa: F401 (fixtures)
-
+They are registered for every test folder in ``tests/conftest.py``.
 
 ``models_dir`` (session) lays out generated weights as the CLI expects them (docs/CLI.md):
 ``maggie-video/{model.safetensors,config.json}``, ``maggie-image/{...}``, ``xmem/XMem.pth``;
-host and farm tests reuse it through ``tests/cli/conftest.py``. The files are symlinks into the
+host and farm tests reuse it. The files are symlinks into the
 generated-weights cache, so the folder costs nothing; no manifest is written (the pipeline then
 hashes the weights itself). ``make_shot`` writes a small synthetic plate with moving actors and
 an ID map for its first frame.
@@ -16,7 +12,6 @@ an ID map for its first frame.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("ACTORMATTE_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-MAGGIE_REF = SHARED / "reference" / "maggie"
+from support.reference import MAGGIE_REF
 
 
 def build_models_dir(root: Path, maggie: Callable[..., Path], xmem: Callable[[int], Path]) -> Path:
