@@ -7,6 +7,15 @@ official checkpoint (``XMem.pth``): they produce its state-dict keys, so odd nam
 
 "Group tensors" carry one feature map per object: ``(B, N, C, H, W)``. Group convolutions fold
 the object axis into the batch, so objects never interact inside a convolution.
+
+Speed (CPU inference), without changing the maths beyond float summation order:
+
+* eval-mode batch norm is folded into the preceding convolution on every call
+  (:func:`conv_bn`); the modules and ``state_dict()`` keep the checkpoint's tensors untouched;
+* an image feature concatenated to every object's features goes through its share of the
+  convolutions once per frame, not once per object (:meth:`GroupResBlock.forward_concat`):
+  convolutions are linear and ReLU acts per channel;
+* activations and residual sums are computed in place where the input is not needed again.
 """
 
 from __future__ import annotations
@@ -47,6 +56,40 @@ class GConv2d(nn.Conv2d):
         return out.view(batch, num_objects, *out.shape[1:])  # (B, N, C_out, H', W')
 
 
+def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``bn(conv(x))``; in eval mode as one convolution with BN folded into its weights.
+
+    Eval BN is the affine map ``y * s + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``
+    per output channel, so it folds into the convolution's weight and bias. The folded tensors
+    are made on each call (a few MB of arithmetic, next to GFLOPs of convolution) and not
+    cached, so nothing can go stale after ``load_state_dict`` and the parameters stay the
+    checkpoint's. In training mode the modules run unchanged (batch statistics).
+
+    Shape:
+        x: (B, C_in, H, W) -> (B, C_out, H', W')
+    """
+    if bn.training or bn.running_mean is None or bn.running_var is None:
+        return bn(conv(x))
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
+    shift = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        shift = shift + conv.bias * scale
+    weight = conv.weight * scale.view(-1, 1, 1, 1)  # (C_out, C_in, k, k)
+    return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def add_into(out: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``out + other``, written into ``out`` (a fresh temporary) when the dtypes allow it.
+
+    Under autocast the two can differ (fp16 conv output, fp32 input); then a new tensor is
+    returned, as the out-of-place sum would, so the result dtype never changes.
+    """
+    same_shape = out.shape == torch.broadcast_shapes(out.shape, other.shape)
+    if same_shape and out.dtype == torch.promote_types(out.dtype, other.dtype):
+        return out.add_(other)
+    return out + other
+
+
 class Bottleneck(nn.Module):
     """ResNet-50 bottleneck (stride on the 3x3, "v1.5"); output channels ``4 * planes``."""
 
@@ -68,11 +111,11 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: (B, C_in, H, W) -> (B, 4*planes, H/stride, W/stride)."""
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        out = F.relu_(conv_bn(x, self.conv1, self.bn1))
+        out = F.relu_(conv_bn(out, self.conv2, self.bn2))
+        out = conv_bn(out, self.conv3, self.bn3)
+        shortcut = x if self.downsample is None else conv_bn(x, *self.downsample)
+        return F.relu_(add_into(out, shortcut))
 
 
 class BasicBlock(nn.Module):
@@ -93,10 +136,10 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: (B, C_in, H, W) -> (B, planes, H/stride, W/stride)."""
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        out = F.relu_(conv_bn(x, self.conv1, self.bn1))
+        out = conv_bn(out, self.conv2, self.bn2)
+        shortcut = x if self.downsample is None else conv_bn(x, *self.downsample)
+        return F.relu_(add_into(out, shortcut))
 
 
 def make_stage(block: type[Bottleneck] | type[BasicBlock], in_channels: int, planes: int,
@@ -125,9 +168,68 @@ class GroupResBlock(nn.Module):
         self.conv2 = GConv2d(out_channels, out_channels, 3, padding=1)
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        out = self.conv2(F.relu(self.conv1(F.relu(g))))
         shortcut = g if self.downsample is None else self.downsample(g)
-        return out + shortcut
+        return add_into(self._residual(F.relu(g)), shortcut)
+
+    def forward_concat(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``forward(cat([x per object, g], 2))``, convolving the shared ``x`` once, not N times.
+
+        A convolution of a concatenation is the sum of convolutions of the parts (weights split
+        by input channel) and ReLU acts per channel, so ``x``'s share of ``conv1`` and of the
+        shortcut is computed once and broadcast to the objects.
+
+        Shape:
+            x: (B, C_x, H, W); g: (B, N, C_g, H, W) with C_x + C_g = C_in -> (B, N, C_out, H, W)
+        """
+        assert self.downsample is not None, "a concatenation widens the input"
+        x_part, g_part = slice(0, x.shape[1]), slice(x.shape[1], None)
+        hidden = _split_conv(self.conv1, F.relu(x), F.relu(g), x_part, g_part)
+        shortcut = _split_conv(self.downsample, x, g, x_part, g_part)
+        return add_into(self.conv2(F.relu_(hidden)), shortcut)
+
+    def forward_owned(self, g: torch.Tensor) -> torch.Tensor:
+        """``forward(g)`` for a ``g`` nobody needs afterwards (its ReLU is taken in place).
+
+        Shape:
+            g: (B, N, C_in, H, W) -> (B, N, C_out, H, W)
+        """
+        if self.downsample is None:
+            return self.forward(g)
+        shortcut = self.downsample(g)
+        return add_into(self._residual(F.relu_(g)), shortcut)
+
+    def _residual(self, activated: torch.Tensor) -> torch.Tensor:
+        """``conv2(relu(conv1(activated)))``. Shape: (B, N, C_in, H, W) -> (B, N, C_out, H, W)."""
+        return self.conv2(F.relu_(self.conv1(activated)))
+
+
+def _conv_part(conv: nn.Conv2d, x: torch.Tensor, channels: slice, with_bias: bool
+               ) -> torch.Tensor:
+    """``conv`` restricted to some input channels (the bias optionally), on a plain map.
+
+    Shape:
+        x: (B', C_part, H, W) -> (B', C_out, H, W)
+    """
+    weight = conv.weight[:, channels]  # (C_out, C_part, k, k)
+    return F.conv2d(x, weight, conv.bias if with_bias else None, conv.stride, conv.padding,
+                    conv.dilation, conv.groups)
+
+
+def _split_conv(conv: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, x_channels: slice,
+                g_channels: slice) -> torch.Tensor:
+    """A conv as a once-per-frame part on shared ``x`` plus a per-object part on ``g``.
+
+    The ``x_channels``/``g_channels`` input channels of the weight apply to ``x``/``g``; the
+    bias goes with ``x``: ``conv(cat([x per object, g], 2))`` for the two halves of the input.
+
+    Shape:
+        x: (B, C_x, H, W); g: (B, N, C_g, H, W) -> (B, N, C_out, H, W)
+    """
+    batch, num_objects = g.shape[:2]
+    shared = _conv_part(conv, x, x_channels, with_bias=True)  # (B, C_out, H, W)
+    own = _conv_part(conv, g.flatten(0, 1), g_channels, with_bias=False)  # (B*N, C_out, H, W)
+    own = own.view(batch, num_objects, *own.shape[1:])  # (B, N, C_out, H, W)
+    return own.add_(shared.unsqueeze(1))
 
 
 class ChannelGate(nn.Module):
@@ -197,11 +299,10 @@ class FeatureFusionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
         batch, num_objects = g.shape[:2]
-        x_per_object = x.unsqueeze(1).expand(-1, num_objects, -1, -1, -1)  # (B, N, C_x, H, W)
-        g = self.block1(torch.cat([x_per_object, g], 2))
+        g = self.block1.forward_concat(x, g)  # = block1(cat([x per object, g], 2))
         att = self.attention(g.flatten(0, 1))  # (B*N, C, H, W)
         att = att.view(batch, num_objects, *att.shape[1:])  # (B, N, C, H, W)
-        return self.block2(g + att)
+        return self.block2(add_into(g, att))
 
 
 def gru_update(gates: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
@@ -261,4 +362,4 @@ class UpsampleBlock(nn.Module):
         """Shape: skip (B, C_s, 2h, 2w), g (B, N, C_up, h, w) -> (B, N, C_out, 2h, 2w)."""
         skip = self.skip_conv(skip)
         up = group_interpolate(g, 2.0, "bilinear")
-        return self.out_conv(skip.unsqueeze(1).expand(-1, g.shape[1], -1, -1, -1) + up)
+        return self.out_conv.forward_owned(skip.unsqueeze(1) + up)  # (B, N, C_out, 2h, 2w)

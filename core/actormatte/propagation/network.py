@@ -22,6 +22,7 @@ from actormatte.propagation.blocks import (
     HiddenReinforcer,
     HiddenUpdater,
     UpsampleBlock,
+    conv_bn,
     make_stage,
 )
 
@@ -73,7 +74,7 @@ class KeyEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Shape: (B, 3, H, W) -> f16 (B,1024,H/16,W/16), f8 (B,512,H/8,..), f4 (B,256,H/4,..)."""
-        x = F.relu(self.bn1(self.conv1(image)))
+        x = F.relu_(conv_bn(image, self.conv1, self.bn1))
         x = F.max_pool2d(x, 3, stride=2, padding=1)
         f4 = self.res2(x)
         f8 = self.layer2(f4)
@@ -126,8 +127,8 @@ class ValueEncoder(nn.Module):
         g = torch.stack([masks, others], 2)  # (B, N, 2, H, W)
         image_per_object = image.unsqueeze(1).expand(-1, num_objects, -1, -1, -1)
         g = torch.cat([image_per_object, g], 2).flatten(0, 1)  # (B*N, 5, H, W)
-        g = self.bn1(self.conv1(g))
-        g = F.relu(F.max_pool2d(g, 3, stride=2, padding=1))  # official order: pool, then ReLU
+        g = conv_bn(g, self.conv1, self.bn1)
+        g = F.relu_(F.max_pool2d(g, 3, stride=2, padding=1))  # official order: pool, then ReLU
         g = self.layer3(self.layer2(self.layer1(g)))  # (B*N, 256, h, w)
         g = g.view(batch, num_objects, *g.shape[1:])  # (B, N, 256, h, w)
         g = self.fuser(f16, g)
