@@ -15,7 +15,10 @@ Speed (CPU inference), without changing the maths beyond float summation order:
 * an image feature concatenated to every object's features goes through its share of the
   convolutions once per frame, not once per object (:meth:`GroupResBlock.forward_concat`):
   convolutions are linear and ReLU acts per channel;
-* activations and residual sums are computed in place where the input is not needed again.
+* activations and residual sums are computed in place where the input is not needed again;
+* convolutions get channels-last (NHWC) inputs (:func:`nhwc`), which oneDNN convolves without
+  reordering; NHWC maps stay NHWC through ReLU, sums, pooling and resampling, and group
+  tensors are NHWC per object (``(B, N, C, H, W)`` views of ``(B*N, C, H, W)`` NHWC maps).
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory order (no copy when it already is); values unchanged.
+
+    Shape:
+        x: (B, C, H, W) -> (B, C, H, W)
+    """
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def group_interpolate(g: torch.Tensor, scale: float, mode: str) -> torch.Tensor:
@@ -52,7 +64,7 @@ class GConv2d(nn.Conv2d):
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
         batch, num_objects = g.shape[:2]
-        out = super().forward(g.flatten(0, 1))  # (B*N, C_out, H', W')
+        out = super().forward(nhwc(g.flatten(0, 1)))  # (B*N, C_out, H', W')
         return out.view(batch, num_objects, *out.shape[1:])  # (B, N, C_out, H', W')
 
 
@@ -211,7 +223,7 @@ def _conv_part(conv: nn.Conv2d, x: torch.Tensor, channels: slice, with_bias: boo
         x: (B', C_part, H, W) -> (B', C_out, H, W)
     """
     weight = conv.weight[:, channels]  # (C_out, C_part, k, k)
-    return F.conv2d(x, weight, conv.bias if with_bias else None, conv.stride, conv.padding,
+    return F.conv2d(nhwc(x), weight, conv.bias if with_bias else None, conv.stride, conv.padding,
                     conv.dilation, conv.groups)
 
 
@@ -227,7 +239,7 @@ def _split_conv(conv: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, x_channels: s
     """
     batch, num_objects = g.shape[:2]
     shared = _conv_part(conv, x, x_channels, with_bias=True)  # (B, C_out, H, W)
-    own = _conv_part(conv, g.flatten(0, 1), g_channels, with_bias=False)  # (B*N, C_out, H, W)
+    own = _conv_part(conv, nhwc(g.flatten(0, 1)), g_channels, with_bias=False)  # (B*N,C_out,H,W)
     own = own.view(batch, num_objects, *own.shape[1:])  # (B, N, C_out, H, W)
     return own.add_(shared.unsqueeze(1))
 

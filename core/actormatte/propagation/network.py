@@ -24,6 +24,7 @@ from actormatte.propagation.blocks import (
     UpsampleBlock,
     conv_bn,
     make_stage,
+    nhwc,
 )
 
 
@@ -74,7 +75,7 @@ class KeyEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Shape: (B, 3, H, W) -> f16 (B,1024,H/16,W/16), f8 (B,512,H/8,..), f4 (B,256,H/4,..)."""
-        x = F.relu_(conv_bn(image, self.conv1, self.bn1))
+        x = F.relu_(conv_bn(nhwc(image), self.conv1, self.bn1))  # NHWC from here on
         x = F.max_pool2d(x, 3, stride=2, padding=1)
         f4 = self.res2(x)
         f8 = self.layer2(f4)
@@ -126,7 +127,7 @@ class ValueEncoder(nn.Module):
         batch, num_objects = masks.shape[:2]
         g = torch.stack([masks, others], 2)  # (B, N, 2, H, W)
         image_per_object = image.unsqueeze(1).expand(-1, num_objects, -1, -1, -1)
-        g = torch.cat([image_per_object, g], 2).flatten(0, 1)  # (B*N, 5, H, W)
+        g = nhwc(torch.cat([image_per_object, g], 2).flatten(0, 1))  # (B*N, 5, H, W)
         g = conv_bn(g, self.conv1, self.bn1)
         g = F.relu_(F.max_pool2d(g, 3, stride=2, padding=1))  # official order: pool, then ReLU
         g = self.layer3(self.layer2(self.layer1(g)))  # (B*N, 256, h, w)
@@ -166,7 +167,7 @@ class Decoder(nn.Module):
             g16 = self.fuser(f16, readout)
         g8 = self.up_16_8(f8, g16)
         g4 = self.up_8_4(f4, g8)
-        logits = self.pred(F.relu(g4.flatten(0, 1)))  # (B*N, 1, 4h, 4w)
+        logits = self.pred(nhwc(F.relu(g4.flatten(0, 1))))  # (B*N, 1, 4h, 4w)
         new_hidden = None
         if h_out and self.hidden_update is not None:
             logits_g = logits.view(batch, num_objects, 1, *logits.shape[-2:])  # (B,N,1,4h,4w)
