@@ -181,7 +181,7 @@ class GroupResBlock(nn.Module):
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
         shortcut = g if self.downsample is None else self.downsample(g)
-        return add_into(self._residual(F.relu(g)), shortcut)
+        return add_into(self._residual(g, in_place=False), shortcut)
 
     def forward_concat(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """``forward(cat([x per object, g], 2))``, convolving the shared ``x`` once, not N times.
@@ -208,11 +208,15 @@ class GroupResBlock(nn.Module):
         if self.downsample is None:
             return self.forward(g)
         shortcut = self.downsample(g)
-        return add_into(self._residual(F.relu_(g)), shortcut)
+        return add_into(self._residual(g, in_place=True), shortcut)
 
-    def _residual(self, activated: torch.Tensor) -> torch.Tensor:
-        """``conv2(relu(conv1(activated)))``. Shape: (B, N, C_in, H, W) -> (B, N, C_out, H, W)."""
-        return self.conv2(F.relu_(self.conv1(activated)))
+    def _residual(self, g: torch.Tensor, in_place: bool) -> torch.Tensor:
+        """``conv2(relu(conv1(relu(g))))``, each temporary freed as soon as it is consumed.
+
+        Shape:
+            g: (B, N, C_in, H, W) -> (B, N, C_out, H, W)
+        """
+        return self.conv2(F.relu_(self.conv1(F.relu_(g) if in_place else F.relu(g))))
 
 
 def _conv_part(conv: nn.Conv2d, x: torch.Tensor, channels: slice, with_bias: bool
@@ -355,10 +359,20 @@ class HiddenUpdater(nn.Module):
         self.transform = GConv2d(mid_dim + hidden_dim, hidden_dim * 3, 3, padding=1)
 
     def forward(self, g16: torch.Tensor, g8: torch.Tensor, g4: torch.Tensor,
-                hidden: torch.Tensor) -> torch.Tensor:
-        """Shape: g16 (B,N,512,h,w), g8 (B,N,256,2h,2w), g4 (B,N,257,4h,4w) -> (B,N,CH,h,w)."""
+                logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Update ``hidden`` from g16, g8 and ``cat([g4, logits])`` (the official stride-4 input).
+
+        Area pooling acts per channel, so g4 and the logits are pooled before they are joined
+        (the same values, without a full-resolution concatenation).
+
+        Shape:
+            g16 (B,N,512,h,w), g8 (B,N,256,2h,2w), g4 (B,N,256,4h,4w), logits (B,N,1,4h,4w),
+            hidden (B,N,CH,h,w) -> (B,N,CH,h,w)
+        """
+        g4 = torch.cat([group_interpolate(g4, 0.25, "area"),
+                        group_interpolate(logits, 0.25, "area")], 2)  # (B, N, 257, h, w)
         u = (self.g16_conv(g16) + self.g8_conv(group_interpolate(g8, 0.5, "area"))
-             + self.g4_conv(group_interpolate(g4, 0.25, "area")))
+             + self.g4_conv(g4))
         return gru_update(self.transform(torch.cat([u, hidden], 2)), hidden)
 
 
@@ -372,6 +386,6 @@ class UpsampleBlock(nn.Module):
 
     def forward(self, skip: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Shape: skip (B, C_s, 2h, 2w), g (B, N, C_up, h, w) -> (B, N, C_out, 2h, 2w)."""
-        skip = self.skip_conv(skip)
-        up = group_interpolate(g, 2.0, "bilinear")
-        return self.out_conv.forward_owned(skip.unsqueeze(1) + up)  # (B, N, C_out, 2h, 2w)
+        up = group_interpolate(g, 2.0, "bilinear")  # (B, N, C_up, 2h, 2w)
+        up = add_into(up, self.skip_conv(skip).unsqueeze(1))  # skip + up, per object
+        return self.out_conv.forward_owned(up)

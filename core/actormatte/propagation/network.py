@@ -171,7 +171,7 @@ class Decoder(nn.Module):
         new_hidden = None
         if h_out and self.hidden_update is not None:
             logits_g = logits.view(batch, num_objects, 1, *logits.shape[-2:])  # (B,N,1,4h,4w)
-            new_hidden = self.hidden_update(g16, g8, torch.cat([g4, logits_g], 2), hidden)
+            new_hidden = self.hidden_update(g16, g8, g4, logits_g, hidden)
         logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return new_hidden, logits.view(batch, num_objects, *logits.shape[-2:])  # (B,N,H,W)
 
