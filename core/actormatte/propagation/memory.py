@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 import torch
 
 from actormatte.propagation.config import XMemConfig
-from actormatte.propagation.readout import full_softmax, read_values, similarity, topk_softmax
+from actormatte.propagation.readout import (
+    full_softmax,
+    read_topk_values,
+    read_values,
+    similarity,
+    topk_usage,
+    topk_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,15 +200,15 @@ class MemoryManager:
                 parts.append(sim_lt[:, lt_size - long.value_size(gi):])
             parts.append(sim_wm if gi == 0 else sim_wm[:, work.size - work.value_size(gi):])
             group_sim = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-            affinity = topk_softmax(group_sim, self.config.top_k)
+            weights, indices = topk_weights(group_sim, self.config.top_k)  # (1, k, P) each
             if gi == 0 and self.config.enable_long_term:
-                usage = affinity.sum(dim=2)  # (1, L0 + M)
+                usage = topk_usage(weights, indices, group_sim.shape[1])  # (1, L0 + M)
                 work.update_usage(usage[:, lt_size:].flatten())
                 if lt_size > 0:
                     long.update_usage(usage[:, :lt_size].flatten())
             gv = torch.cat([long.values[gi], wv], -1) if len(parts) == 2 else wv
             values.append(gv)
-            readouts.append(read_values(affinity, gv))
+            readouts.append(read_topk_values(weights, indices, gv))
         out = torch.cat(readouts, 0)  # (N, CV, P)
         return out.view(out.shape[0], out.shape[1], height, width)  # (N, CV, h, w)
 
