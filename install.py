@@ -159,7 +159,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Run the installer."""
     args = parse_args(argv)
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - runs under whatever python3 the user has
         sys.exit("install.py: ActorMatte needs Python 3.10 or newer")
     device = args.device
     if device == "auto":
