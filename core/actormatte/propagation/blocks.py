@@ -18,7 +18,9 @@ Speed (CPU inference), without changing the maths beyond float summation order:
 * activations and residual sums are computed in place where the input is not needed again;
 * convolutions get channels-last (NHWC) inputs (:func:`nhwc`), which oneDNN convolves without
   reordering; NHWC maps stay NHWC through ReLU, sums, pooling and resampling, and group
-  tensors are NHWC per object (``(B, N, C, H, W)`` views of ``(B*N, C, H, W)`` NHWC maps).
+  tensors are NHWC per object (``(B, N, C, H, W)`` views of ``(B*N, C, H, W)`` NHWC maps);
+* wide 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) on CPU float32
+  (:func:`actormatte.propagation.winograd.conv3x3_same`), equal up to float rounding.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from actormatte.propagation.winograd import conv3x3_same
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +68,7 @@ class GConv2d(nn.Conv2d):
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
         batch, num_objects = g.shape[:2]
-        out = super().forward(nhwc(g.flatten(0, 1)))  # (B*N, C_out, H', W')
+        out = conv3x3_same(self, nhwc(g.flatten(0, 1)))  # (B*N, C_out, H', W')
         return out.view(batch, num_objects, *out.shape[1:])  # (B, N, C_out, H', W')
 
 
@@ -226,9 +230,7 @@ def _conv_part(conv: nn.Conv2d, x: torch.Tensor, channels: slice, with_bias: boo
     Shape:
         x: (B', C_part, H, W) -> (B', C_out, H, W)
     """
-    weight = conv.weight[:, channels]  # (C_out, C_part, k, k)
-    return F.conv2d(nhwc(x), weight, conv.bias if with_bias else None, conv.stride, conv.padding,
-                    conv.dilation, conv.groups)
+    return conv3x3_same(conv, nhwc(x), channels, with_bias)
 
 
 def _split_conv(conv: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, x_channels: slice,
@@ -387,5 +389,6 @@ class UpsampleBlock(nn.Module):
     def forward(self, skip: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Shape: skip (B, C_s, 2h, 2w), g (B, N, C_up, h, w) -> (B, N, C_out, 2h, 2w)."""
         up = group_interpolate(g, 2.0, "bilinear")  # (B, N, C_up, 2h, 2w)
-        up = add_into(up, self.skip_conv(skip).unsqueeze(1))  # skip + up, per object
+        skip = conv3x3_same(self.skip_conv, nhwc(skip))  # (B, C_up, 2h, 2w)
+        up = add_into(up, skip.unsqueeze(1))  # skip + up, per object
         return self.out_conv.forward_owned(up)
