@@ -25,7 +25,7 @@ from actormatte.config import MatteConfig
 from actormatte.export import MatteWriter
 from actormatte.jobs import Job, WorkFolder
 from actormatte.matting.loading import load_maggie
-from actormatte.matting.windows import WindowRunner, owner_windows
+from actormatte.matting.windows import WindowRunner
 from actormatte.progress import CancelToken
 from actormatte.shot import Shot
 
@@ -181,9 +181,7 @@ class MatteStage:
 
     def window_label(self, frame: int) -> str:
         """Plate frames of the window that produced ``frame`` (``"1001-1005"``)."""
-        plan = self.runner.plan(self.source.num_frames)
-        owner = owner_windows(plan, self.source.num_frames)[frame - self.job.first]
-        win = plan[owner]
+        win = self.runner.owner(self.source.num_frames, frame - self.job.first)
         return f"{self.job.first + win.start}-{self.job.first + win.stop - 1}"
 
     def mattes(self, todo: Sequence[int],

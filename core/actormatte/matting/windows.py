@@ -89,16 +89,15 @@ def plan_windows(num_frames: int, window: int = 5, stride: int = 3) -> list[Wind
 
 def owner_windows(plan: Sequence[Window], num_frames: int) -> list[int]:
     """For each frame, the index of the window in which it is most central (ties: earlier)."""
-    owners: list[int] = []
-    for frame in range(num_frames):
-        best, best_distance = -1, float("inf")
-        for index, win in enumerate(plan):
-            if win.start <= frame < win.stop:
-                distance = abs(frame - (win.start + (win.length - 1) / 2))
-                if distance < best_distance:
-                    best, best_distance = index, distance
-        assert best >= 0, f"frame {frame} is in no window"
-        owners.append(best)
+    owners = [-1] * num_frames
+    best_distance = [float("inf")] * num_frames
+    for index, win in enumerate(plan):  # in plan order, so a strict < keeps the earlier window
+        centre = win.start + (win.length - 1) / 2
+        for frame in range(win.start, win.stop):
+            distance = abs(frame - centre)
+            if distance < best_distance[frame]:
+                owners[frame], best_distance[frame] = index, distance
+    assert -1 not in owners, "a frame is in no window"
     return owners
 
 
@@ -156,17 +155,30 @@ class WindowRunner:
         self._stride = stride
         self._max_instances = max_instances
         self._warned_groups = False
+        self._cached_layout: tuple[list[Window], list[int]] | None = None
 
     def plan(self, num_frames: int) -> list[Window]:
         """The windows this schedule uses for a shot of ``num_frames`` frames."""
-        if self._schedule == "reference" and num_frames >= 3:
-            return [Window(start, 3) for start in range(num_frames - 2)]
-        return plan_windows(num_frames, self._window, self._stride)
+        return self._layout(num_frames)[0]
+
+    def owner(self, num_frames: int, index: int) -> Window:
+        """The window that produces shot index ``index``."""
+        plan, owners = self._layout(num_frames)
+        return plan[owners[index]]
+
+    def _layout(self, num_frames: int) -> tuple[list[Window], list[int]]:
+        """The plan and each frame's owner window, computed once per shot length."""
+        if self._cached_layout is None or len(self._cached_layout[1]) != num_frames:
+            if self._schedule == "reference" and num_frames >= 3:
+                plan = [Window(start, 3) for start in range(num_frames - 2)]
+            else:
+                plan = plan_windows(num_frames, self._window, self._stride)
+            self._cached_layout = (plan, owner_windows(plan, num_frames))
+        return self._cached_layout
 
     def windows_needed(self, num_frames: int, indices: Sequence[int]) -> list[int]:
         """Indices of the windows to compute for the given shot indices."""
-        plan = self.plan(num_frames)
-        owners = owner_windows(plan, num_frames)
+        owners = self._layout(num_frames)[1]
         if not indices:
             return []
         if self._schedule == "reference" and num_frames >= 3:
@@ -187,8 +199,7 @@ class WindowRunner:
         wanted = set(indices)
         if not wanted <= set(range(num_frames)):
             raise ValueError(f"frame indices outside the shot of {num_frames} frames")
-        plan = self.plan(num_frames)
-        owners = owner_windows(plan, num_frames)
+        plan, owners = self._layout(num_frames)
         carry: dict[int, torch.Tensor] = {}  # reference schedule: group -> prev_pred (B, N, h, w)
         cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for window_index in self.windows_needed(num_frames, sorted(wanted)):
