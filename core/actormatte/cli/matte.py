@@ -35,7 +35,5 @@ def handle(args: argparse.Namespace) -> int:
     with opts.WarningEvents(reporter):
         result = pipeline.matte(options, progress=reporter.progress, cancel=args.cancel,
                                 events=opts.event_sink(reporter))
-    reporter.emit("done", command="matte", frames_written=result.frames_written,
-                  frames_skipped=result.frames_skipped, out=result.out, pattern=result.pattern,
-                  first=result.first, last=result.last, layers=result.layers, work=result.work)
+    opts.emit_written(reporter, "matte", result)
     return EXIT_OK

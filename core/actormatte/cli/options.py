@@ -22,6 +22,7 @@ from actormatte.config import (
     PropagateConfig,
     ReadConfig,
 )
+from actormatte.pipeline import RunResult
 from actormatte.shot import parse_frames
 
 
@@ -140,6 +141,13 @@ def matte_from_args(args: argparse.Namespace) -> MatteConfig:
 def export_from_args(args: argparse.Namespace) -> ExportConfig:
     """The :class:`ExportConfig` of the flags."""
     return ExportConfig(name=args.name, half=not args.float32, overwrite=args.overwrite)
+
+
+def emit_written(reporter: Reporter, command: str, result: RunResult) -> None:
+    """The ``done`` event of the commands that write EXRs (``run``, ``matte``)."""
+    reporter.emit("done", command=command, frames_written=result.frames_written,
+                  frames_skipped=result.frames_skipped, out=result.out, pattern=result.pattern,
+                  first=result.first, last=result.last, layers=result.layers, work=result.work)
 
 
 def event_sink(reporter: Reporter) -> Any:
