@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "pipeline"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from actormatte import pipeline  # noqa: E402
 from actormatte.config import ExportConfig, MaskConfig, MatteConfig, PropagateConfig  # noqa: E402
@@ -60,7 +60,7 @@ def make_models(folder: Path) -> Path:
     assert spec is not None and spec.loader is not None
     root_conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root_conftest)
-    from pipeline_fixtures import build_models_dir
+    from support.shots import build_models_dir
 
     return build_models_dir(folder, root_conftest.maggie_weights, root_conftest.xmem_weights)
 
@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from pipeline_fixtures import write_shot
+    from support.shots import write_shot
 
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         root = Path(tmp)
