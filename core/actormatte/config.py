@@ -143,6 +143,7 @@ class MaskConfig:
         detect_window: Frames searched for people from the start of the range.
         detect_threshold: Detection score threshold.
         detect_max: Most people kept.
+        mask_layers: ``--mask-layers FILE[@FRAME]`` values (layered EXRs, layer = actor).
     """
 
     masks: tuple[str, ...] = ()
@@ -152,3 +153,4 @@ class MaskConfig:
     detect_window: int = 48
     detect_threshold: float = 0.7
     detect_max: int = 10
+    mask_layers: tuple[str, ...] = ()

@@ -28,6 +28,7 @@ from actormatte.masks import (
     parse_actor_mask_arg,
     parse_mask_arg,
 )
+from actormatte.masks.mask_layers import parse_mask_layers_arg
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent
 from actormatte.weights import recorded_sha256
 
@@ -149,9 +150,11 @@ def load_shot_keyframes(shot: Shot, masks: MaskConfig, models_dir: Path,
                                      session=session, window=masks.detect_window,
                                      score_threshold=masks.detect_threshold,
                                      max_count=masks.detect_max)
+    mask_layers = [parse_mask_layers_arg(text) for text in masks.mask_layers]
     return load_keyframes(id_maps, actor_masks, masks.names, default_frame=shot.first,
                           frame_range=(shot.first, shot.last),
-                          plate_size=(shot.plate.width, shot.plate.height), detected=detected)
+                          plate_size=(shot.plate.width, shot.plate.height), detected=detected,
+                          mask_layers=mask_layers)
 
 
 def read_check(shot: Shot, first: int, last: int, progress: ProgressCallback,

@@ -100,6 +100,9 @@ def farm_job(args: argparse.Namespace) -> FarmJob:
                          "--chunk 1 or more")
     shot = open_shot(args.plate, opts.frames_from_args(args), opts.read_from_args(args))
     masks = _mask_args(args)
+    if getattr(args, "mask_layers", None):  # the job templates do not carry them yet
+        raise InputError("farm: --mask-layers is not supported in farm jobs yet; run "
+                         "`actormatte propagate` with it, or pass --masks/--actor-mask")
     if not masks and not args.detect:
         raise InputError("no keyframe masks: give --masks PATH[@FRAME], --actor-mask "
                          "NAME=PATH[@FRAME] or --detect")

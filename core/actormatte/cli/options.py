@@ -52,6 +52,9 @@ def add_masks(parser: argparse.ArgumentParser) -> None:
                        help="instance-ID map for a keyframe (0 background, k actor k)")
     group.add_argument("--actor-mask", action="append", default=[], metavar="NAME=PATH[@FRAME]",
                        help="one binary mask of one actor at a keyframe")
+    group.add_argument("--mask-layers", action="append", default=[], metavar="FILE[@FRAME]",
+                       help="layered EXR of a keyframe: each layer (bob.alpha, bob.A or a "
+                            "bare channel bob) is the mask of the actor of that name")
     group.add_argument("--names", default=None, metavar="a,b,...",
                        help="names of the ID-map actors in id order (default actor_01, ...)")
     group.add_argument("--detect", action="store_true",
@@ -122,7 +125,8 @@ def masks_from_args(args: argparse.Namespace) -> MaskConfig:
         names = tuple(name.strip() for name in args.names.split(","))
     return MaskConfig(masks=tuple(args.masks), actor_masks=tuple(args.actor_mask), names=names,
                       detect=args.detect, detect_window=args.detect_window,
-                      detect_threshold=args.detect_threshold, detect_max=args.detect_max)
+                      detect_threshold=args.detect_threshold, detect_max=args.detect_max,
+                      mask_layers=tuple(getattr(args, "mask_layers", ())))
 
 
 def propagate_from_args(args: argparse.Namespace) -> PropagateConfig:

@@ -37,6 +37,7 @@ import numpy as np
 
 from actormatte.errors import InputError
 from actormatte.masks.mask_files import read_actor_mask, read_id_map
+from actormatte.masks.mask_layers import read_mask_layers
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +289,8 @@ def load_keyframes(id_maps: Sequence[tuple[Path, int | None]],
                    actor_masks: Sequence[tuple[str, Path, int | None]],
                    names: Sequence[str] | None, *, default_frame: int,
                    frame_range: tuple[int, int], plate_size: tuple[int, int],
-                   detected: tuple[int, Sequence[np.ndarray]] | None = None) -> KeyframeSet:
+                   detected: tuple[int, Sequence[np.ndarray]] | None = None,
+                   mask_layers: Sequence[tuple[Path, int | None]] = ()) -> KeyframeSet:
     """Read every keyframe mask and settle the shot's actors.
 
     Args:
@@ -300,6 +302,8 @@ def load_keyframes(id_maps: Sequence[tuple[Path, int | None]],
         plate_size: Plate (width, height); every mask must have this size.
         detected: ``--detect`` result ``(frame, masks)``, masks left to right; they are taken as
             an ID map with ids 1..K at that frame.
+        mask_layers: ``--mask-layers`` arguments (layered EXRs, :mod:`.mask_layers`): every
+            non-empty layer is the mask of the actor of that name, like an ``--actor-mask``.
 
     Returns:
         The actors (sorted by id) and the keyframes (sorted by frame).
@@ -318,9 +322,15 @@ def load_keyframes(id_maps: Sequence[tuple[Path, int | None]],
             raise InputError(f"{source}: the mask is empty (no pixel above 0.5); paint the "
                              "actor white on black, or drop this --actor-mask")
         annotations.append(_Annotation(keyframe, mask, source, name=name.strip()))
+    for path, frame in mask_layers:
+        source = f"--mask-layers {path}" + ("" if frame is None else f"@{frame}")
+        keyframe = _keyframe_of(frame, default_frame, frame_range, source)
+        for name, mask in read_mask_layers(Path(path), plate_size).items():
+            annotations.append(_Annotation(keyframe, mask, f"{source} (layer {name})", name=name))
     if not annotations:
         raise InputError("no keyframe masks: give --masks PATH[@FRAME], "
-                         "--actor-mask NAME=PATH[@FRAME] or --detect")
+                         "--actor-mask NAME=PATH[@FRAME], --mask-layers FILE[@FRAME] "
+                         "or --detect")
     actors, settled = _settle_actors(annotations, names)
     keyframes = _build_keyframes(settled, actors)
     logger.info("%d actor(s) over %d keyframe(s): %s", len(actors), len(keyframes),

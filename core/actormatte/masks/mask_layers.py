@@ -1,0 +1,192 @@
+"""Keyframe masks as a layered EXR: one layer per actor, the layer name is the actor's name.
+
+This is what the hosts pre-render from the artist's drawing (a Nuke Roto into per-actor layers,
+a Blender Mask datablock's layers) and what ``--mask-layers FILE[@FRAME]`` reads. Called by
+:func:`actormatte.masks.keyframes.load_keyframes`, which settles the actors: a layer named like
+an ID-map actor (``--names``) or an ``--actor-mask`` is that actor, a new name is a new actor.
+
+Rules (docs/CLI.md, MASKS; CONVENTIONS.md, "Keyframe masks as a layered EXR"):
+
+* A layer is ``bob.alpha``, ``bob.A`` or ``bob.a`` (with or without colour channels beside it),
+  or a bare single channel ``bob``. A layer without an alpha channel must have exactly one
+  channel (``bob.mask``, ``bob.Y``); several channels and no alpha is refused (which one is it?).
+* The root ``R G B A`` / ``Y`` / ``Z`` channels (Nuke's ``rgba``, ``depth``) are not actors and
+  are ignored: a host writes them when it renders "all" channels.
+* Three-level names (``matte.bob.A``) are refused: they behave differently in Nuke and Blender.
+* Values above 0.5 are the actor. NaN or infinite values are refused.
+* The data window may be anything inside the display window, which must have the plate's size;
+  pixels outside the data window are background.
+* A layer with no pixel above 0.5 is no keyframe for that actor (a host renders every layer at
+  every keyframe, so an actor off screen there is empty); it is skipped with a log line. A file
+  whose layers are all empty is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from actormatte.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_ALPHA_NAMES = ("alpha", "A", "a")
+_ROOT_CHANNELS = {"R", "G", "B", "A", "Y", "Z"}
+_FLAG = "--mask-layers"
+
+
+@dataclass(frozen=True)
+class LayeredImage:
+    """Every channel of a layered EXR placed in its display window.
+
+    Attributes:
+        channels: Channel name -> (H, W) float32 at display-window size (0 outside the data
+            window).
+        display_size: (width, height) of the display window.
+    """
+
+    channels: dict[str, np.ndarray]
+    display_size: tuple[int, int]
+
+
+def parse_mask_layers_arg(text: str) -> tuple[Path, int | None]:
+    """Parse ``--mask-layers FILE[@FRAME]`` (an ``@`` after the last separator starts a frame).
+
+    Returns:
+        The path and the keyframe (``None``: the first frame of the range).
+
+    Raises:
+        InputError: The text is empty or the frame is not an integer.
+    """
+    from actormatte.masks.keyframes import _split_frame  # keyframes imports this module
+
+    if not text.strip():
+        raise InputError(f"{_FLAG} needs a file: {_FLAG} masks.exr or {_FLAG} masks.exr@1001")
+    return _split_frame(text, _FLAG)
+
+
+def read_layered_exr(path: Path, flag: str = _FLAG) -> LayeredImage:
+    """Read all channels of a single-part EXR (any data window inside the display window).
+
+    Raises:
+        InputError: Missing or unreadable file, a data window reaching outside the display
+            window.
+    """
+    import OpenImageIO as oiio  # a core dependency; imported here to keep module import light
+
+    if not path.is_file():
+        raise InputError(f"{flag} {path}: no such file; check the path")
+    image_in = oiio.ImageInput.open(str(path))
+    if image_in is None:
+        raise InputError(f"{flag} {path}: cannot read it ({oiio.geterror()}); write the masks "
+                         "as a layered OpenEXR file")
+    try:
+        spec = image_in.spec()
+        pixels = image_in.read_image(oiio.FLOAT)
+    finally:
+        image_in.close()
+    if pixels is None:
+        raise InputError(f"{flag} {path}: cannot decode its pixels; write it again")
+    full = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+    left, top = spec.x - full[0], spec.y - full[1]
+    if left < 0 or top < 0 or left + spec.width > full[2] or top + spec.height > full[3]:
+        raise InputError(f"{flag} {path}: the data window ({spec.x},{spec.y} "
+                         f"{spec.width}x{spec.height}) reaches outside the display window "
+                         f"({full[0]},{full[1]} {full[2]}x{full[3]}); crop the masks to the "
+                         "plate's format before writing them")
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, -1)
+    channels = {}
+    for index, name in enumerate(spec.channelnames):
+        plane = np.zeros((full[3], full[2]), np.float32)
+        plane[top:top + spec.height, left:left + spec.width] = pixels[:, :, index]
+        channels[name] = plane
+    return LayeredImage(channels, (full[2], full[3]))
+
+
+def group_layers(channel_names: list[str], path: Path, flag: str = _FLAG) -> dict[str, str]:
+    """Which channel holds each actor's mask: layer name -> channel name.
+
+    Raises:
+        InputError: A bad layer (three-level name, several channels and no alpha, an empty
+            name, a bare channel clashing with a layer); the message names it.
+    """
+    members: dict[str, list[str]] = {}
+    for name in channel_names:
+        if "." not in name:
+            if name not in _ROOT_CHANNELS:
+                members.setdefault(name, []).append(name)
+            continue
+        layer, _, channel = name.rpartition(".")
+        if not layer or not channel:
+            raise InputError(f"{flag} {path}: channel {name!r} has an empty layer or channel "
+                             "name; name it <actor>.alpha")
+        if "." in layer:
+            raise InputError(f"{flag} {path}: layer {layer!r} (channel {name!r}) has three "
+                             "levels; name each actor's channel <actor>.alpha")
+        members.setdefault(layer, []).append(name)
+    chosen = {}
+    for layer, names in members.items():
+        alphas = [n for n in names if n.rpartition(".")[2] in _ALPHA_NAMES and n != layer]
+        if layer in names and len(names) > 1:
+            raise InputError(f"{flag} {path}: layer {layer!r} is both a bare channel and a "
+                             f"layer ({', '.join(sorted(names))}); keep one of them")
+        if len(alphas) > 1:
+            raise InputError(f"{flag} {path}: layer {layer!r} has several alpha channels "
+                             f"({', '.join(sorted(alphas))}); keep one")
+        if alphas:
+            chosen[layer] = alphas[0]
+        elif len(names) == 1:
+            chosen[layer] = names[0]
+        else:
+            raise InputError(f"{flag} {path}: layer {layer!r} has channels "
+                             f"{', '.join(sorted(names))} but no alpha; put the actor's mask in "
+                             f"{layer}.alpha")
+    return chosen
+
+
+def read_mask_layers(path: Path, plate_size: tuple[int, int],
+                     flag: str = _FLAG) -> dict[str, np.ndarray]:
+    """Read a layered keyframe-mask EXR: actor name -> mask, in the file's channel order.
+
+    Args:
+        path: The EXR.
+        plate_size: Plate (width, height); the display window must have this size.
+        flag: The option named in error messages.
+
+    Returns:
+        Non-empty masks only (see the module docstring).
+
+    Shape:
+        Each mask (H, W) bool at plate resolution.
+
+    Raises:
+        InputError: Unreadable file, wrong size, a bad layer (named), no actor layer at all.
+    """
+    image = read_layered_exr(path, flag)
+    if image.display_size != tuple(plate_size):
+        raise InputError(f"{flag} {path}: the display window is {image.display_size[0]}x"
+                         f"{image.display_size[1]} but the plate is {plate_size[0]}x"
+                         f"{plate_size[1]}; render the masks in the plate's format")
+    chosen = group_layers(list(image.channels), path, flag)
+    if not chosen:
+        raise InputError(f"{flag} {path}: no actor layer (only {', '.join(image.channels)}); "
+                         "put each actor's mask in its own layer, e.g. bob.alpha")
+    masks = {}
+    for layer, channel in chosen.items():
+        values = image.channels[channel]
+        if not np.isfinite(values).all():
+            raise InputError(f"{flag} {path}: layer {layer!r} ({channel}) has NaN or infinite "
+                             "values; a mask is 0 (background) to 1 (actor)")
+        mask = values > 0.5
+        if mask.any():
+            masks[layer] = mask
+        else:
+            logger.info("%s %s: layer %s is empty there; not a keyframe for that actor",
+                        flag, path, layer)
+    if not masks:
+        raise InputError(f"{flag} {path}: every layer is empty (no pixel above 0.5: "
+                         f"{', '.join(chosen)}); draw the actors or drop this {flag}")
+    return masks
