@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from actormatte.errors import InputError
 
 SCHEDULES = ("window5", "reference")
+RESAMPLES = ("auto", "aligned", "official")
+UPSAMPLES = ("bilinear", "guided")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -41,6 +43,10 @@ class PropagateConfig:
         max_mid_term_frames: Working-memory frames kept before consolidation (official 10);
             a testing knob.
         min_mid_term_frames: Working-memory frames kept after consolidation (official 5).
+        checkpoint_keep: Most checkpoints kept per pass after the run (for corrections);
+            beyond it they are thinned to stay evenly spread (docs/PROPAGATION.md).
+        backfill: Propagate late actors backwards from their first keyframe
+            (``--no-backfill`` turns it off: they are then empty before it).
     """
 
     size: int = 480
@@ -48,6 +54,8 @@ class PropagateConfig:
     mem_every: int = 5
     max_mid_term_frames: int = 10
     min_mid_term_frames: int = 5
+    checkpoint_keep: int = 10
+    backfill: bool = True
 
     def __post_init__(self) -> None:
         if self.size != -1 and self.size < 16:
@@ -55,6 +63,8 @@ class PropagateConfig:
                              "to keep the plate size")
         if self.checkpoint_every < 1:
             raise InputError("--checkpoint-every must be 1 or more")
+        if self.checkpoint_keep < 1:
+            raise InputError("--checkpoint-keep must be 1 or more")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,11 @@ class MatteConfig:
         window: Frames per window of the ``window5`` schedule.
         stride: Frames between window starts of the ``window5`` schedule.
         max_instances: Actors per network forward (MaGGIe has 10 instance slots).
+        resample: Plate <-> network transform (``matting/resample.py``): ``aligned``
+            (half-pixel centres both ways), ``official`` (reverse with ``align_corners=True``),
+            ``auto`` = official for the ``reference`` schedule, aligned otherwise.
+        upsample: ``bilinear`` (default) or ``guided``: refine each alpha at plate resolution
+            in its uncertain band with the plate as guide (``matting/guided.py``).
     """
 
     size: int = 576
@@ -75,6 +90,15 @@ class MatteConfig:
     window: int = 5
     stride: int = 3
     max_instances: int = 10
+    resample: str = "auto"
+    upsample: str = "bilinear"
+
+    @property
+    def resample_mode(self) -> str:
+        """``aligned`` or ``official``: ``auto`` resolved by the schedule."""
+        if self.resample != "auto":
+            return self.resample
+        return "official" if self.schedule == "reference" else "aligned"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -87,6 +111,12 @@ class MatteConfig:
                              "and window - 2")
         if not 1 <= self.max_instances <= 10:
             raise InputError("max_instances must be between 1 and 10 (MaGGIe's instance slots)")
+        if self.resample not in RESAMPLES:
+            raise InputError(f"--resample {self.resample!r} is unknown; use one of "
+                             f"{', '.join(RESAMPLES)}")
+        if self.upsample not in UPSAMPLES:
+            raise InputError(f"--upsample {self.upsample!r} is unknown; use one of "
+                             f"{', '.join(UPSAMPLES)}")
 
 
 @dataclass(frozen=True)

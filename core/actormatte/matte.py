@@ -4,9 +4,11 @@ Called by :func:`actormatte.pipeline.matte`. :class:`ShotClipSource` prepares ea
 like MaGGIe's official test transform (MAGGIE_SPEC §3): the frame as 8-bit sRGB (through the
 colour converter), ``cv2.resize`` INTER_LINEAR to short side ``size`` (``ratio = size / short``,
 new size truncated, skipped only when the ratio is 1), bottom/right zero padding to a multiple
-of 64, ``/255`` then ImageNet normalisation; the ID map with INTER_NEAREST and zero padding. The
-reverse transform crops the padding, resizes back with bilinear ``align_corners=True`` and snaps
-values ``<= 1/255`` to 0 and ``>= 254/255`` to 1. :class:`MatteStage` drives the
+of 64, ``/255`` then ImageNet normalisation; the ID map with nearest and zero padding. The
+reverse transform crops the padding, resizes back bilinearly and snaps ``<= 1/255`` to 0 and
+``>= 254/255`` to 1. The geometry is :mod:`actormatte.matting.resample`'s (``aligned`` by
+default, the official ``align_corners=True`` reverse with ``--schedule reference``).
+:class:`MatteStage` drives the
 :class:`~actormatte.matting.windows.WindowRunner` over the frames still to write and writes them.
 """
 
@@ -16,15 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from actormatte.config import MatteConfig
 from actormatte.export import MatteWriter
 from actormatte.jobs import Job, WorkFolder
 from actormatte.matting.loading import load_maggie
+from actormatte.matting.resample import Resample, plan_for_shot
 from actormatte.matting.windows import WindowRunner
 from actormatte.progress import CancelToken
 from actormatte.shot import Shot
@@ -61,7 +62,7 @@ class ShotClipSource:
     """
 
     def __init__(self, job: Job, work: WorkFolder, read: FrameReader, size: int,
-                 device: str) -> None:
+                 device: str, resample: Resample | None = None) -> None:
         self._job = job
         self._work = work
         self._read = read
@@ -69,8 +70,9 @@ class ShotClipSource:
         self.num_frames = len(job.frames)
         self.actor_ids: Sequence[int] = [actor.id for actor in job.actors]
         self.plate_size = (job.height, job.width)
-        self.resized = matting_size(job.height, job.width, size)
-        self.padded = (_pad_size(self.resized[0]), _pad_size(self.resized[1]))
+        self.transform = resample or Resample.plan(job.height, job.width, size)
+        self.resized = self.transform.resized_hw
+        self.padded = self.transform.padded_hw
 
     def frame_of(self, index: int) -> int:
         """Plate frame number of a shot index."""
@@ -79,40 +81,23 @@ class ShotClipSource:
     def image(self, index: int) -> torch.Tensor:
         """Normalised, padded frame. Shape: (3, hp, wp)."""
         rgb = self._read(self.frame_of(index))  # (H, W, 3) uint8
-        rgb = self._resize(rgb, cv2.INTER_LINEAR)
-        rgb = self._pad(rgb)
+        rgb = self.transform.forward_image(rgb)
         image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0  # (3, hp, wp)
         return ((image - _MEAN) / _STD).to(self._device)
 
     def ids(self, index: int) -> torch.Tensor:
         """Instance-ID map, padded with 0. Shape: (hp, wp) int64."""
         labels = self._work.read_mask(self.frame_of(index), (self._job.width, self._job.height))
-        labels = self._pad(self._resize(labels, cv2.INTER_NEAREST))
+        labels = self.transform.forward_labels(labels)
         return torch.from_numpy(labels.astype(np.int64)).to(self._device)
 
     def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
         """Network alphas back to the plate, snapped. Shape: (N, hp, wp) -> (N, H, W)."""
-        cropped = alpha[:, :self.resized[0], :self.resized[1]]
-        if tuple(cropped.shape[-2:]) != self.plate_size:
-            cropped = F.interpolate(cropped[None], size=self.plate_size, mode="bilinear",
-                                    align_corners=True)[0]
+        cropped = self.transform.reverse(alpha)
         out = cropped.clone()
         out[cropped <= 1.0 / 255.0] = 0.0
         out[cropped >= 254.0 / 255.0] = 1.0
         return out
-
-    def _resize(self, array: np.ndarray, interpolation: int) -> np.ndarray:
-        if self.resized == self.plate_size:
-            return array
-        return cv2.resize(array, (self.resized[1], self.resized[0]), interpolation=interpolation)
-
-    def _pad(self, array: np.ndarray) -> np.ndarray:
-        bottom = self.padded[0] - array.shape[0]
-        right = self.padded[1] - array.shape[1]
-        if bottom == 0 and right == 0:
-            return np.ascontiguousarray(array)
-        return np.asarray(cv2.copyMakeBorder(array, 0, bottom, 0, right, cv2.BORDER_CONSTANT,
-                                             value=(0, 0, 0, 0)))
 
 
 class MatteStage:
@@ -135,7 +120,8 @@ class MatteStage:
         self.writer = writer
         self.config = config
         self.device = device
-        self.source = ShotClipSource(job, work, shot.read_uint8, config.size, device)
+        self.source = ShotClipSource(job, work, shot.read_uint8, config.size, device,
+                                     plan_for_shot(shot, job, config))
         self.runner = WindowRunner(None, None, config.schedule, config.window, config.stride,
                                    config.max_instances)
 
@@ -187,9 +173,15 @@ class MatteStage:
     def mattes(self, todo: Sequence[int],
                cancel: CancelToken) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(plate frame, alphas (N, H, W) float32)`` for ``todo``, in frame order."""
-        indices = [frame - self.job.first for frame in todo]
-        for index, alphas in self.runner.run(self.source, indices, cancel.check):
-            yield self.job.first + index, alphas.float().cpu().numpy()
+        stream = MatteStream(self, todo, masks_on_disk=True)
+        while not stream.finished():
+            cancel.check()
+            yield from stream.run_next()
+
+    def read_order(self, todo: Sequence[int]) -> list[int]:
+        """Plate frames the windows for ``todo`` read, in the order they read them."""
+        span = self.frames_read(todo)
+        return [] if span is None else list(range(span[0], span[1] + 1))
 
     def write(self, frame: int, mattes: np.ndarray) -> Path:
         """Write one frame's EXR atomically. Shape: mattes (N, H, W) in actor order."""
@@ -198,3 +190,100 @@ class MatteStage:
                                  {"plate_frame": str(frame),
                                   "plate_file": self.shot.plate.path_for(frame),
                                   "window": self.window_label(frame)})
+
+
+class MatteStream:
+    """The windows producing ``todo``, in plan order, each run once its ID maps exist.
+
+    The propagation reports each frame whose ID map is on disk (:meth:`mask_ready`); the
+    pipeline then asks for the windows that became ready (:meth:`ready`), so matting lags
+    propagation by about one window. :meth:`needs` tells the frame store which frames a window
+    still to run will read. A stand-alone ``matte`` has every ID map on disk from the start and
+    runs the same windows in the same order, so both give the same bits.
+
+    Args:
+        stage: The matte stage (source and runner).
+        todo: Plate frames to produce.
+        masks_on_disk: Every ID map exists already (``matte``, or a complete propagation).
+    """
+
+    def __init__(self, stage: MatteStage, todo: Sequence[int], masks_on_disk: bool) -> None:
+        self._stage = stage
+        self._first = stage.job.first
+        num_frames = stage.source.num_frames
+        indices = [frame - self._first for frame in todo]
+        plan = stage.runner.plan(num_frames)
+        self._windows = [(i, plan[i]) for i in stage.runner.windows_needed(num_frames, indices)]
+        self._next = 0
+        self._session = stage.runner.session(stage.source, set(indices))
+        self._ready: set[int] = set(range(num_frames)) if masks_on_disk else set()
+
+    def mask_ready(self, frame: int) -> None:
+        """Record that ``frame``'s ID map is on disk."""
+        self._ready.add(frame - self._first)
+
+    def needs(self, frame: int) -> bool:
+        """Whether a window still to run reads plate frame ``frame``."""
+        index = frame - self._first
+        for _, win in self._windows[self._next:]:
+            if win.start > index:
+                return False
+            if index < win.stop:
+                return True
+        return False
+
+    def finished(self) -> bool:
+        """Whether every window has run."""
+        return self._next == len(self._windows)
+
+    def ready(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Run the windows whose ID maps all exist; ``(plate frame, alphas (N, H, W))``."""
+        while not self.finished():
+            win = self._windows[self._next][1]
+            if not all(i in self._ready for i in range(win.start, win.stop)):
+                return
+            yield from self.run_next()
+
+    def run_next(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Run the next window (its ID maps must exist) and yield its wanted frames."""
+        window_index, win = self._windows[self._next]
+        outputs = self._stage.runner.run_window(self._session, window_index)
+        self._next += 1
+        self._ready.difference_update(range(win.start))
+        for index, alphas in outputs:
+            yield self._first + index, alphas.float().cpu().numpy()
+
+
+class MaskMemo(WorkFolder):
+    """A work folder that keeps the ID maps it writes while a matte window still needs them.
+
+    ``run`` propagates and mattes in one process: the windows then read each ID map from
+    memory (the very uint16 values its PNG holds) instead of decoding the file again. At most
+    ``capacity`` maps are held (the latest frames are dropped first and read from disk).
+
+    Args:
+        root: The ``--work`` folder.
+        capacity: Most ID maps held.
+    """
+
+    def __init__(self, root: str | Path, capacity: int = 12) -> None:
+        super().__init__(root)
+        self.keep: Callable[[int], bool] = lambda frame: False
+        self._capacity = capacity
+        self._held: dict[int, np.ndarray] = {}
+
+    def write_mask(self, frame: int, labels: np.ndarray) -> None:
+        """Write one ID map (see :meth:`WorkFolder.write_mask`); hold it if a window needs it."""
+        super().write_mask(frame, labels)
+        self._held.pop(frame, None)
+        if self.keep(frame):
+            self._held[frame] = np.array(labels, dtype=np.uint16)  # (H, W), a copy
+            for extra in sorted(self._held, reverse=True)[:len(self._held) - self._capacity]:
+                del self._held[extra]
+
+    def read_mask(self, frame: int, size: tuple[int, int]) -> np.ndarray:
+        """One ID map, from memory when held (see :meth:`WorkFolder.read_mask`)."""
+        labels = self._held.pop(frame, None)
+        if labels is not None and (labels.shape[1], labels.shape[0]) == size:
+            return labels
+        return super().read_mask(frame, size)

@@ -15,7 +15,9 @@ from typing import Any
 from actormatte.cli.protocol import Reporter
 from actormatte.config import (
     DEVICES,
+    RESAMPLES,
     SCHEDULES,
+    UPSAMPLES,
     ExportConfig,
     MaskConfig,
     MatteConfig,
@@ -101,6 +103,13 @@ def add_matting(parser: argparse.ArgumentParser) -> None:
                         help="output file stem: <out>/<NAME>.<frame>.exr "
                              "(default <plate stem>_mattes)")
     parser.add_argument("--float32", action="store_true", help="write float32 channels")
+    parser.add_argument("--resample", choices=RESAMPLES, default="auto",
+                        help="plate <-> network transform: aligned (half-pixel centres both "
+                             "ways), official (the authors' align_corners=True reverse); auto "
+                             "(default) = official with --schedule reference, else aligned")
+    parser.add_argument("--upsample", choices=UPSAMPLES, default="bilinear",
+                        help="bilinear (default) or guided: refine each alpha at plate "
+                             "resolution in its uncertain band with the plate as guide")
 
 
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
@@ -139,7 +148,9 @@ def propagate_from_args(args: argparse.Namespace) -> PropagateConfig:
 
 def matte_from_args(args: argparse.Namespace) -> MatteConfig:
     """The :class:`MatteConfig` of the flags."""
-    return MatteConfig(size=args.size, schedule=args.schedule)
+    return MatteConfig(size=args.size, schedule=args.schedule,
+                       resample=getattr(args, "resample", "auto"),
+                       upsample=getattr(args, "upsample", "bilinear"))
 
 
 def export_from_args(args: argparse.Namespace) -> ExportConfig:

@@ -6,7 +6,8 @@ official ones (goldens A, A2, C, P):
 
 * :func:`preprocess_official`: resize to short side 576 (cv2, truncating the new size), pad
   bottom/right to a multiple of 64, normalise; :func:`reverse_official` crops the padding and
-  resizes back with bilinear ``align_corners=True``; :func:`snap_official` maps <= 1/255 to 0 and
+  resizes back with bilinear ``align_corners=True`` (both through :mod:`.resample`, the
+  product's own transform in its ``official`` mode); :func:`snap_official` maps <= 1/255 to 0 and
   >= 254/255 to 1.
 * :func:`forward_official`: the official output dictionary of one forward; for the video model
   ``refined_masks`` includes the temporal rule (:func:`.temporal.official_temporal_rule`).
@@ -21,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from actormatte.errors import InputError, ShapeError
 from actormatte.matting.model import MaggieNetwork
+from actormatte.matting.resample import Resample
 from actormatte.matting.temporal import official_temporal_rule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,14 +55,6 @@ class TransformInfo:
     pad_hw: tuple[int, int]
 
 
-def _resize_and_pad(image: np.ndarray, size_wh: tuple[int, int], pad_hw: tuple[int, int],
-                    interpolation: int, resize: bool) -> np.ndarray:
-    if resize:
-        image = cv2.resize(image, size_wh, interpolation=interpolation)
-    return cv2.copyMakeBorder(image, 0, pad_hw[0], 0, pad_hw[1], cv2.BORDER_CONSTANT,
-                              value=(0, 0, 0, 0))
-
-
 def resize_pad_official(frames_u8: np.ndarray, masks_u8: np.ndarray, short_side: int = 576,
                         multiple: int = 64) -> tuple[np.ndarray, np.ndarray, TransformInfo]:
     """The geometric part of the official test transform (ResizeShort, PaddingMultiplyBy).
@@ -87,19 +79,12 @@ def resize_pad_official(frames_u8: np.ndarray, masks_u8: np.ndarray, short_side:
             or masks_u8.shape[0] != frames_count or masks_u8.shape[2:] != (height, width)):
         raise ShapeError(f"masks must be (T, N, h, w) = ({frames_count}, N, {height}, {width}) "
                          f"uint8, got {masks_u8.shape} {masks_u8.dtype}")
-    ratio = short_side * 1.0 / min(width, height)
-    resize = ratio != 1
-    size_wh = (int(width * ratio), int(height * ratio)) if resize else (width, height)
-    pad_hw = ((multiple - size_wh[1] % multiple) % multiple,
-              (multiple - size_wh[0] % multiple) % multiple)
-    frames = np.stack([_resize_and_pad(f, size_wh, pad_hw, cv2.INTER_LINEAR, resize)
-                       for f in frames_u8])  # (T, Hp, Wp, 3)
-    masks = np.stack([[_resize_and_pad(m, size_wh, pad_hw, cv2.INTER_NEAREST, resize)
-                       for m in per_frame] for per_frame in masks_u8])  # (T, N, Hp, Wp)
-    resized_hw = (size_wh[1], size_wh[0])
-    info = TransformInfo(orig_hw=(height, width), resized_hw=resized_hw,
-                         padded_hw=(resized_hw[0] + pad_hw[0], resized_hw[1] + pad_hw[1]),
-                         ratio=ratio, pad_hw=pad_hw)
+    plan = Resample.plan(height, width, short_side, mode="official", multiple=multiple)
+    frames = np.stack([plan.forward_image(f) for f in frames_u8])  # (T, Hp, Wp, 3)
+    masks = np.stack([[plan.forward_labels(m) for m in per_frame]
+                      for per_frame in masks_u8])  # (T, N, Hp, Wp)
+    info = TransformInfo(orig_hw=(height, width), resized_hw=plan.resized_hw,
+                         padded_hw=plan.padded_hw, ratio=plan.ratio, pad_hw=plan.pad_hw)
     return frames, masks.reshape(frames_count, -1, *frames.shape[1:3]), info
 
 
@@ -150,15 +135,8 @@ def reverse_official(alpha: torch.Tensor, info: TransformInfo) -> torch.Tensor:
     Shape:
         alpha: (..., Hp, Wp); returns (..., h, w).
     """
-    if alpha.dim() < 2 or tuple(alpha.shape[-2:]) != info.padded_hw:
-        raise ShapeError(f"alpha must end in the padded size {info.padded_hw}, "
-                         f"got {tuple(alpha.shape)}")
-    lead = alpha.shape[:-2]
-    height, width = info.padded_hw
-    cropped = alpha[..., :height - info.pad_hw[0], :width - info.pad_hw[1]]
-    flat = cropped.reshape(-1, 1, *cropped.shape[-2:])  # (..., h', w') -> (M, 1, h', w')
-    out = F.interpolate(flat, size=info.orig_hw, mode="bilinear", align_corners=True)
-    return out.view(*lead, *info.orig_hw)  # (M, 1, h, w) -> (..., h, w)
+    plan = Resample(info.orig_hw, info.resized_hw, info.padded_hw, "official", 1.0, info.ratio)
+    return plan.reverse(alpha)
 
 
 def snap_official(alpha: torch.Tensor) -> torch.Tensor:
