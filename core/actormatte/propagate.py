@@ -10,27 +10,42 @@ Called by :func:`actormatte.pipeline.propagate`. The order of work:
    as in the official eval: ``set_all_labels`` with every label so far and ``valid_labels`` = the
    labels annotated in that keyframe.
 
+3. **Backfill passes** (``PropagateConfig.backfill``, on by default): for every later keyframe
+   that brings actors not annotated before (late actors), a fresh XMem starts there with that
+   keyframe's masks and steps backwards to the first frame, so a late actor is not empty
+   before their keyframe. They run first; their actors overlay the ID maps of the earlier
+   frames (later keyframes win), see :meth:`Propagator.compose`.
+
 XMem labels are 1..K in order of first appearance (keyframes by frame, then ascending actor id),
-as the official label mapper numbers them; they are mapped back to actor ids for the ID maps.
-Every frame is read, converted to 8-bit sRGB, normalised and resized to XMem's short side; the
-probabilities come back to plate resolution (bilinear) and their argmax is written as
-``<work>/masks/<frame>.png``. Every ``checkpoint_every`` frames the pass, the position and an XMem
-snapshot go to ``<work>/checkpoint/state.pt`` (after the masks they cover), so a killed run
-resumes there and writes the same masks as an uninterrupted one.
+as the official label mapper numbers them (backward passes: ascending id); they are mapped back
+to actor ids for the ID maps. Every frame is read, converted to 8-bit sRGB, normalised and
+resized to XMem's short side; the probabilities come back to plate resolution (bilinear) and their
+argmax is written as the pass's own ID map ``<work>/passes/<pass key>/masks/<frame>.png``; the
+final ``<work>/masks/<frame>.png`` is composed from the passes covering the frame.
+
+Every ``checkpoint_every`` steps an XMem snapshot goes to ``<work>/checkpoint/<pass key>/`` (after
+the masks it covers), named by the digest of every input up to that step
+(:mod:`actormatte.checkpoints`), and up to ``checkpoint_keep`` of them are kept after the run.
+A killed run, a correction (a keyframe added, changed or removed at frame K) or a damaged ID map
+resumes each pass from its last checkpoint whose digest still matches and whose ID maps are
+readable: the result is bit-identical to a full run, and nothing before it is recomputed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from actormatte.checkpoints import CheckpointStore, disk_errors, step_digests
 from actormatte.config import PropagateConfig
 from actormatte.errors import InputError
 from actormatte.jobs import Job, JobActor, WorkFolder, keyframes_digest
@@ -49,7 +64,10 @@ from actormatte.shot import Shot
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "state.pt"
+#: ``<work>/passes/<pass key>/masks/<frame>.png``: each pass's own ID maps.
+PASSES_DIR = "passes"
+#: Job fields a correction may change (see :func:`fixed_identity`).
+_KEYFRAME_FIELDS = ("keyframes", "keyframes_sha256", "actors")
 
 #: ``read(frame) -> (H, W, 3) uint8`` sRGB frame at plate resolution.
 FrameReader = Callable[[int], np.ndarray]
@@ -57,21 +75,43 @@ FrameReader = Callable[[int], np.ndarray]
 
 @dataclass(frozen=True)
 class Pass:
-    """One XMem pass: the frames it steps through, in step order, and which it writes."""
+    """One XMem pass: the frames it steps through, in step order, and which it writes.
+
+    Attributes:
+        name: ``backward`` or ``forward`` (the base passes, which cover every frame once) or
+            ``backfill`` (late actors, backwards from their keyframe).
+        order: Plate frames in step order; the first is the keyframe the pass starts from.
+        writes_first: Whether the pass writes the ID map of its first frame.
+        owned: Backfill passes: the actor ids they add to the final ID maps.
+    """
 
     name: str
     order: tuple[int, ...]
     writes_first: bool
+    owned: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The pass's folder name under ``checkpoint/`` and ``passes/``."""
+        return f"{self.name}-{self.order[0]}"
 
     def written(self) -> list[int]:
         """Frames whose ID maps this pass writes."""
         return list(self.order if self.writes_first else self.order[1:])
 
 
-def plan_passes(keyframes: KeyframeSet, first: int, last: int) -> list[Pass]:
-    """The backward (if any) and forward passes over frames ``first .. last``."""
+def plan_passes(keyframes: KeyframeSet, first: int, last: int,
+                backfill: bool = True) -> list[Pass]:
+    """The passes over frames ``first .. last`` in run order: backfills, backward, forward."""
     start = keyframes.keyframes[0].frame
     passes = []
+    seen = set(keyframes.keyframes[0].masks)
+    for keyframe in keyframes.keyframes[1:]:
+        new = tuple(sorted(set(keyframe.masks) - seen))
+        seen |= set(keyframe.masks)
+        if backfill and new:
+            passes.append(Pass("backfill", tuple(range(keyframe.frame, first - 1, -1)),
+                               writes_first=False, owned=new))
     if start > first:
         passes.append(Pass("backward", tuple(range(start, first - 1, -1)), writes_first=False))
     passes.append(Pass("forward", tuple(range(start, last + 1)), writes_first=True))
@@ -87,12 +127,12 @@ def label_order(keyframes: KeyframeSet) -> list[int]:
 
 
 class Propagator:
-    """Runs the passes for one shot and writes the ID maps.
+    """Runs the passes for one shot, writes each pass's ID maps and composes the final ones.
 
     Args:
         network: The loaded XMem network.
         xmem_config: XMem settings (``for_shot`` is applied per pass).
-        config: Stage knobs (size, checkpoint spacing).
+        config: Stage knobs (size, checkpoint spacing and count).
         keyframes: Actors and keyframes.
         read: Frame reader giving 8-bit sRGB frames.
         work: The work folder.
@@ -113,64 +153,178 @@ class Propagator:
         self._width, self._height = plate_size
         self._device = torch.device(device)
         self._size = xmem_image_size(self._height, self._width, config.size)
+        self._store = CheckpointStore(work.checkpoint_dir, config.checkpoint_keep)
 
-    def run(self, passes: list[Pass], identity: dict[str, Any],
-            resume: bool) -> Iterator[tuple[int, bool]]:
-        """Yield ``(plate frame, resumed)`` as each ID map is written or found from a checkpoint."""
-        state = self._load_checkpoint(identity) if resume else None
-        for pass_index, step_pass in enumerate(passes):
-            position, snapshot = -1, None
-            if state is not None:
-                if state["pass"] > pass_index:
-                    yield from ((frame, True) for frame in step_pass.written())
-                    continue
-                if state["pass"] == pass_index:
-                    position, snapshot = state["position"], state["snapshot"]
-            yield from self._run_pass(pass_index, step_pass, identity, position, snapshot)
-        self.clear_checkpoint()
+    def run(self, passes: list[Pass], identity: dict[str, Any]) -> Iterator[tuple[int, bool]]:
+        """Yield ``(plate frame, reused)`` as each final ID map is composed.
 
-    def _run_pass(self, pass_index: int, step_pass: Pass, identity: dict[str, Any],
-                  position: int, snapshot: Any) -> Iterator[tuple[int, bool]]:
+        Args:
+            passes: From :func:`plan_passes`.
+            identity: The job's fixed identity (:func:`fixed_identity`), in every digest.
+        """
+        backfills = [p for p in passes if p.name == "backfill"]
+        computed: set[int] = set()
+        for step_pass in backfills:
+            logger.info("backfill pass from keyframe %d (actors %s)", step_pass.order[0],
+                        list(step_pass.owned))
+            computed.update(f for f, ids in self._run_pass(step_pass, identity) if ids is not None)
+        for step_pass in passes:
+            if step_pass.name == "backfill":
+                continue
+            for frame, ids in self._run_pass(step_pass, identity):
+                self.compose(frame, step_pass, ids, backfills)
+                yield frame, ids is None and frame not in computed
+        keys = [p.key for p in passes]
+        self._store.prune(keys)
+        passes_dir = self._work.root / PASSES_DIR
+        if passes_dir.is_dir():
+            for folder in passes_dir.iterdir():
+                if folder.name not in keys:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def compose(self, frame: int, base: Pass, ids: np.ndarray | None,
+                backfills: list[Pass]) -> None:
+        """Write ``<work>/masks/<frame>.png`` from the passes covering ``frame`` if it changed.
+
+        The base pass's map, then each backfill pass that covers the frame (keyframe order):
+        pixels where it found one of its own actors take that actor.
+
+        Shape:
+            ids: (H, W) the base pass's map when just computed, else ``None`` (read back).
+        """
+        layers = [p for p in backfills if frame < p.order[0]]
+        own = self.pass_folder(base).mask_path(frame)
+        final = self._work.mask_path(frame)
+        if ids is None and not layers and _same_bytes(own, final):
+            return
+        if ids is None:
+            ids = self.pass_folder(base).read_mask(frame, (self._width, self._height))
+        for layer in layers:
+            extra = self.pass_folder(layer).read_mask(frame, (self._width, self._height))
+            ids = np.where(np.isin(extra, layer.owned), extra, ids)
+        ok, data = cv2.imencode(".png", ids.astype(np.uint16))
+        if ok and final.is_file() and final.read_bytes() == data.tobytes():
+            return
+        with disk_errors(self._work.root):
+            self._work.write_mask(frame, ids)
+
+    def pass_folder(self, step_pass: Pass) -> WorkFolder:
+        """The folder of one pass's own ID maps (``masks/`` under ``passes/<key>``)."""
+        return WorkFolder(self._work.root / PASSES_DIR / step_pass.key)
+
+    def clear_checkpoint(self) -> None:
+        """Remove every checkpoint and pass output (before a fresh run)."""
+        self._store.clear()
+        shutil.rmtree(self._work.root / PASSES_DIR, ignore_errors=True)
+
+    def _run_pass(self, step_pass: Pass, identity: dict[str, Any]
+                  ) -> Iterator[tuple[int, np.ndarray | None]]:
+        """Yield ``(frame, ids)`` per written frame; ``ids`` is ``None`` for reused ones."""
+        digests = self._digests(step_pass, identity)
+        position, snapshot = self._resume_point(step_pass, digests)
+        last = len(step_pass.order) - 1
+        first_written = 0 if step_pass.writes_first else 1
+        for index in range(first_written, position + 1):
+            yield step_pass.order[index], None
+        if position == last:
+            return
+        self._store.retain(step_pass.key, digests, position)
         config = self._xmem_config.for_shot(len(step_pass.order))
         if snapshot is None:
             processor = XMemProcessor(self._net, config)
         else:
             processor = XMemProcessor.restore(self._net, config, snapshot)
-            for frame in step_pass.order[:position + 1]:
-                if frame != step_pass.order[0] or step_pass.writes_first:
-                    yield frame, True
+        out = self.pass_folder(step_pass)
         seen: list[int] = self._labels_before(step_pass, position)
-        for index in range(position + 1, len(step_pass.order)):
+        every = self._config.checkpoint_every
+        for index in range(position + 1, last + 1):
             frame = step_pass.order[index]
-            end = index == len(step_pass.order) - 1
             annotated = index == 0 or (step_pass.name == "forward" and frame in self._keyframes)
             with torch.inference_mode():
-                probs = self._step(processor, frame, annotated, seen, end)
-            if index > 0 or step_pass.writes_first:
-                self._work.write_mask(frame, self._to_ids(probs, seen))
-                yield frame, False
-            every = self._config.checkpoint_every
-            if not end and (index + 1) % every == 0:
-                self._save_checkpoint(identity, pass_index, index, processor.snapshot().to_dict())
+                probs = self._step(processor, frame, annotated, seen, index == last,
+                                   self._pass_labels(step_pass))
+            if index >= first_written:
+                ids = self._to_ids(probs, seen)
+                with disk_errors(self._work.root):
+                    out.write_mask(frame, ids)
+                yield frame, ids
+            if index != last and (index + 1) % every == 0:
+                self._store.save(step_pass.key, index, digests[index],
+                                 processor.snapshot().to_dict())
+        self._store.mark_done(step_pass.key, digests[-1])
+
+    def _digests(self, step_pass: Pass, identity: dict[str, Any]) -> list[str]:
+        """Input digest after each step (what the XMem state depends on up to that step)."""
+        annotations = {0: self._keyframes[step_pass.order[0]].masks}
+        if step_pass.name == "forward":
+            annotations.update({i: self._keyframes[f].masks for i, f in
+                                enumerate(step_pass.order) if i and f in self._keyframes})
+        seed = {"job": identity, "pass": step_pass.key, "steps": len(step_pass.order),
+                "owned": list(step_pass.owned)}
+        return step_digests(seed, step_pass.order, annotations)
+
+    def _resume_point(self, step_pass: Pass, digests: list[str]) -> tuple[int, Any]:
+        """The last step to reuse (-1: none) and its snapshot (``None`` when done or none).
+
+        A step is reusable when a checkpoint (or the done marker) with the current digest is
+        stored there and every ID map the pass wrote up to it is readable.
+        """
+        last = len(step_pass.order) - 1
+        stored = self._store.positions(step_pass.key)
+        matching = sorted((p for p, d in stored.items() if p < last and digests[p] == d),
+                          reverse=True)
+        done = self._store.is_done(step_pass.key, digests[-1])
+        upto = last if done else (matching[0] if matching else -1)
+        damaged = self._first_damaged(step_pass, upto)
+        if done and damaged is None:
+            return last, None
+        for position in matching:
+            if damaged is not None and position >= damaged:
+                continue
+            state = self._store.load(step_pass.key, position, digests[position], self._device)
+            if state is not None:
+                logger.info("%s: resuming after step %d", step_pass.key, position)
+                return position, state["snapshot"]
+        return -1, None
+
+    def _first_damaged(self, step_pass: Pass, upto: int) -> int | None:
+        """The first step up to ``upto`` whose pass ID map is missing or unreadable."""
+        folder = self.pass_folder(step_pass)
+        for index in range(0 if step_pass.writes_first else 1, upto + 1):
+            frame = step_pass.order[index]
+            try:
+                folder.read_mask(frame, (self._width, self._height))
+            except InputError:
+                logger.warning("the propagated mask of frame %d (%s) is damaged; recomputing "
+                               "it from the last good checkpoint", frame, step_pass.key)
+                return index
+        return None
+
+    def _pass_labels(self, step_pass: Pass) -> list[int]:
+        """Actor ids in this pass's XMem label order."""
+        if step_pass.name == "forward":
+            return self._labels
+        return sorted(self._keyframes[step_pass.order[0]].masks)
 
     def _labels_before(self, step_pass: Pass, position: int) -> list[int]:
         """Actor ids (in label order) XMem knows after step ``position`` of a pass."""
         if position < 0:
             return []
         frames = step_pass.order[:position + 1]
-        if step_pass.name == "backward":
+        if step_pass.name != "forward":
             frames = frames[:1]
         annotated = {f for f in frames if f in self._keyframes}
-        return [a for a in self._labels if any(a in self._keyframes[f].masks for f in annotated)]
+        return [a for a in self._pass_labels(step_pass)
+                if any(a in self._keyframes[f].masks for f in annotated)]
 
     def _step(self, processor: XMemProcessor, frame: int, annotated: bool, seen: list[int],
-              end: bool) -> torch.Tensor:
+              end: bool, labels: list[int]) -> torch.Tensor:
         """One XMem step; updates ``seen``. Shape: returns (K+1, h, w) probabilities."""
         image = self._image(frame)
         if not annotated:
             return processor.step(image, None, None, end=end)
         keyframe = self._keyframes[frame]
-        new = [a for a in self._labels if a in keyframe.masks and a not in seen]
+        new = [a for a in labels if a in keyframe.masks and a not in seen]
         seen.extend(new)
         processor.set_all_labels(list(range(1, len(seen) + 1)))
         masks = np.stack([keyframe.masks.get(a, np.zeros((self._height, self._width), bool))
@@ -199,35 +353,13 @@ class Propagator:
         lookup = np.array([0, *seen], dtype=np.uint16)
         return lookup[index]
 
-    def _save_checkpoint(self, identity: dict[str, Any], pass_index: int, position: int,
-                         snapshot: dict[str, Any]) -> None:
-        path = self._work.checkpoint_dir / CHECKPOINT_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{CHECKPOINT_NAME}.{os.getpid()}.tmp")
-        torch.save({"identity": identity, "pass": pass_index, "position": position,
-                    "snapshot": snapshot}, tmp)
-        os.replace(tmp, path)
-        logger.info("checkpoint: pass %d, step %d", pass_index, position)
 
-    def _load_checkpoint(self, identity: dict[str, Any]) -> dict[str, Any] | None:
-        path = self._work.checkpoint_dir / CHECKPOINT_NAME
-        if not path.is_file():
-            return None
-        try:
-            state: dict[str, Any] = torch.load(path, map_location=self._device,
-                                               weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint only costs a restart
-            logger.warning("ignoring unreadable checkpoint %s (%s); starting over", path, exc)
-            return None
-        if state.get("identity") != identity:
-            logger.warning("checkpoint %s belongs to another job; starting over", path)
-            return None
-        logger.info("resuming propagation at pass %d, step %d", state["pass"], state["position"])
-        return state
-
-    def clear_checkpoint(self) -> None:
-        """Remove the checkpoint (after a complete run or before a fresh one)."""
-        (self._work.checkpoint_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Whether two files exist with identical contents."""
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
 
 
 def make_job(shot: Shot, keyframes: KeyframeSet, config: PropagateConfig,
@@ -238,6 +370,8 @@ def make_job(shot: Shot, keyframes: KeyframeSet, config: PropagateConfig,
     digest = keyframes_digest([(k.frame, k.label_map()) for k in keyframes.keyframes])
     options = {"mem_every": config.mem_every, "max_mid_term_frames": config.max_mid_term_frames,
                "min_mid_term_frames": config.min_mid_term_frames}
+    if not config.backfill:
+        options["backfill"] = 0
     return Job(plate=shot.plate_path, start_frame=shot.start_frame, first=shot.first,
                last=shot.last, width=shot.plate.width, height=shot.plate.height,
                input_colorspace=shot.colorspace, actors=actors,
@@ -246,8 +380,28 @@ def make_job(shot: Shot, keyframes: KeyframeSet, config: PropagateConfig,
                xmem_sha256=xmem_sha256)
 
 
+def fixed_identity(job: Job) -> dict[str, Any]:
+    """The part of the job's identity a correction keeps: everything but the keyframes.
+
+    Keyframes, their masks, the actors and the backfill switch may change between runs on one
+    work folder (the passes then resume from their last checkpoint still valid); anything else
+    (plate, range, sizes, XMem options and weights) makes it another propagation.
+    """
+    identity = job.identity()
+    for name in _KEYFRAME_FIELDS:
+        identity.pop(name, None)
+    identity["xmem_options"] = {k: v for k, v in identity.get("xmem_options", {}).items()
+                                if k != "backfill"}
+    return identity
+
+
 def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
-    """What to do with the work folder: ``fresh``, ``resume`` or ``complete`` (nothing to do).
+    """What to do with the work folder.
+
+    Returns:
+        ``fresh`` (start over), ``correct`` (same shot, other keyframes: resume each pass from
+        its last valid checkpoint), ``resume`` (incomplete, or a propagated mask is damaged)
+        or ``complete`` (nothing to do).
 
     Raises:
         InputError: The folder holds another job and ``overwrite`` is off.
@@ -259,33 +413,58 @@ def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
     except InputError:
         raise InputError(f"--work {work.root}: {work.job_path} is unreadable; pass --overwrite "
                          "to start the propagation over") from None
-    if existing.identity() != job.identity():
-        changed = sorted(k for k, v in job.identity().items() if existing.identity().get(k) != v)
+    old, new = fixed_identity(existing), fixed_identity(job)
+    if old != new:
+        changed = sorted(k for k, v in new.items() if old.get(k) != v)
         raise InputError(f"--work {work.root} holds another propagation (differs in: "
                          f"{', '.join(changed)}); pass --overwrite to replace it, or choose "
                          "another --work folder")
-    return "complete" if existing.complete else "resume"
+    if existing.identity() != job.identity():
+        logger.info("keyframes changed since the last run; re-propagating what they affect")
+        return "correct"
+    if not existing.complete:
+        return "resume"
+    damaged = first_damaged_mask(work, job)
+    if damaged is not None:
+        logger.warning("the propagated mask of frame %d is damaged (%s); repairing it",
+                       damaged, work.mask_path(damaged))
+        return "resume"
+    return "complete"
+
+
+def first_damaged_mask(work: WorkFolder, job: Job) -> int | None:
+    """The first frame whose ``<work>/masks`` ID map is missing, unreadable or mis-sized."""
+    for frame in job.frames:
+        try:
+            work.read_mask(frame, (job.width, job.height))
+        except InputError:
+            return frame
+    return None
 
 
 def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
                     network: XMemNet | None, config: PropagateConfig, device: str,
                     state: str) -> Iterator[tuple[int, bool]]:
-    """Propagate (or resume) and yield ``(frame, resumed)`` per frame; marks the job complete.
+    """Propagate (or resume) and yield ``(frame, reused)`` per frame; marks the job complete.
 
     Args:
         shot: The opened plate and range.
         keyframes: Actors and keyframe masks.
-        job: The job record (written first on a fresh start).
+        job: The job record (written first, incomplete, unless ``state`` is ``complete``).
         work: The work folder.
         network: The XMem network (``None`` only when ``state`` is ``complete``).
         config: Stage knobs.
         device: Torch device string.
         state: From :func:`work_state`; ``complete`` needs no network.
+
+    Raises:
+        InputError: The work folder's disk is full (exit 2; no temporary file left).
     """
-    passes = plan_passes(keyframes, shot.first, shot.last)
+    passes = plan_passes(keyframes, shot.first, shot.last, config.backfill)
     if state == "complete":
         for step_pass in passes:
-            yield from ((frame, True) for frame in step_pass.written())
+            if step_pass.name != "backfill":
+                yield from ((frame, True) for frame in step_pass.written())
         return
     assert network is not None, "propagation needs the XMem network"
     xmem_config = XMemConfig(mem_every=config.mem_every,
@@ -295,6 +474,8 @@ def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFold
                             (shot.plate.width, shot.plate.height), device)
     if state == "fresh":
         propagator.clear_checkpoint()
+    with disk_errors(work.root):
         work.write_job(job)
-    yield from propagator.run(passes, job.identity(), resume=state == "resume")
-    work.write_job(dataclasses.replace(job, complete=True))
+    yield from propagator.run(passes, fixed_identity(job))
+    with disk_errors(work.root):
+        work.write_job(dataclasses.replace(job, complete=True))

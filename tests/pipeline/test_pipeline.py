@@ -126,25 +126,26 @@ def test_propagate_resumes_from_checkpoint_bit_exact(tmp_path, make_shot, models
 
     with pytest.raises(CancelledError):
         pipeline.propagate(options(tmp_path / "b"), progress=cancel_midway, cancel=token)
-    assert (tmp_path / "b" / "checkpoint" / "state.pt").is_file()
+    assert list((tmp_path / "b" / "checkpoint").glob("*/*.pt"))
     assert not WorkFolder(tmp_path / "b").read_job().complete
     resumed = pipeline.propagate(options(tmp_path / "b"))
     assert resumed.frames_resumed > 0 and resumed.frames_propagated < 8
     assert WorkFolder(tmp_path / "b").read_job().complete
-    assert not (tmp_path / "b" / "checkpoint" / "state.pt").exists()
+    assert not list((tmp_path / "b").rglob("*.tmp"))
     for frame in range(1001, 1009):
         a = cv2.imread(str(tmp_path / "a" / "masks" / f"{frame:04d}.png"), cv2.IMREAD_UNCHANGED)
         b = cv2.imread(str(tmp_path / "b" / "masks" / f"{frame:04d}.png"), cv2.IMREAD_UNCHANGED)
         assert a.dtype == np.uint16 and np.array_equal(a, b), f"mask {frame} differs"
 
-    # The same work folder with other keyframes is refused (exit 2) unless --overwrite.
-    other = pipeline.PropagateOptions(plate=shot.pattern, work=str(tmp_path / "b"),
-                                      masks=MaskConfig(masks=(f"{shot.ids}@1005",)),
-                                      models=str(models_dir), device="cpu", propagate=PLATE_XMEM)
-    with pytest.raises(InputError, match="--overwrite"):
-        pipeline.propagate(other)
     again = pipeline.propagate(options(tmp_path / "b"))
     assert (again.frames_propagated, again.frames_resumed) == (0, 8)
+    # Other XMem options are another propagation: refused (exit 2) unless --overwrite.
+    # (Other keyframes are a correction: tests/propagation/test_driver_corrections.py.)
+    other = pipeline.PropagateOptions(plate=shot.pattern, work=str(tmp_path / "b"), masks=masks,
+                                      models=str(models_dir), device="cpu",
+                                      propagate=PropagateConfig(size=-1, mem_every=3))
+    with pytest.raises(InputError, match="--overwrite"):
+        pipeline.propagate(other)
 
 
 @pytest.mark.parametrize("frames, model", [(1, "maggie-image"), (2, "maggie-video")])

@@ -86,6 +86,12 @@ def add_propagation(parser: argparse.ArgumentParser) -> None:
                         help="propagation short side (default 480; -1 keeps the plate size)")
     parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                         help="frames between propagation checkpoints (default 10)")
+    parser.add_argument("--checkpoint-keep", type=int, default=10, metavar="N",
+                        help="propagation checkpoints kept per pass for corrections (default "
+                             "10; thinned evenly beyond it)")
+    parser.add_argument("--no-backfill", dest="backfill", action="store_false",
+                        help="do not propagate actors keyed after the first keyframe backwards "
+                             "from their keyframe (they stay empty before it)")
     # Testing knobs: a lighter XMem memory for long synthetic shots in the test suite.
     parser.add_argument("--xmem-mem-every", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--xmem-max-mid-term", type=int, default=10, help=argparse.SUPPRESS)
@@ -143,7 +149,9 @@ def propagate_from_args(args: argparse.Namespace) -> PropagateConfig:
     return PropagateConfig(size=args.xmem_size, checkpoint_every=args.checkpoint_every,
                            mem_every=args.xmem_mem_every,
                            max_mid_term_frames=args.xmem_max_mid_term,
-                           min_mid_term_frames=args.xmem_min_mid_term)
+                           min_mid_term_frames=args.xmem_min_mid_term,
+                           checkpoint_keep=getattr(args, "checkpoint_keep", 10),
+                           backfill=getattr(args, "backfill", True))
 
 
 def matte_from_args(args: argparse.Namespace) -> MatteConfig:
