@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ import fake_nuke.nuke as fake_nuke_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "nuke_plugin"
-CLI = ROOT / ".venv" / "bin" / "actormatte"
+# $ACTORMATTE_TEST_CLI: another core CLI to drive (e.g. a snapshot of the core while colleagues
+# edit the working tree); the default is the repository venv's.
+CLI = Path(os.environ.get("ACTORMATTE_TEST_CLI") or ROOT / ".venv" / "bin" / "actormatte")
 
 sys.modules["nuke"] = fake_nuke_module
 

@@ -27,7 +27,8 @@ USED_KNOBS = {
     "overwrite": "Boolean_Knob", "core_cli": "File_Knob", "models": "File_Knob",
     "input_colorspace": "String_Knob", "matte_file": "File_Knob", "matte_first": "Int_Knob",
     "matte_last": "Int_Knob", "matte_layers": "String_Knob", "run": "PyScript_Knob",
-    "cancel": "PyScript_Knob", "reload": "PyScript_Knob",
+    "cancel": "PyScript_Knob", "reload": "PyScript_Knob", "masks_mode": "Enumeration_Knob",
+    "mask_keyframes": "String_Knob", "add_keyframe": "PyScript_Knob",
 }
 
 
@@ -54,9 +55,11 @@ def test_parser_follows_nukes_stack_rules() -> None:
 def test_gizmo_nodes_knobs_and_wiring() -> None:
     script = nkscript.parse_script(GIZMO.read_text())
     (gizmo,) = script.children
-    assert gizmo.cls == "Gizmo" and gizmo.knobs["inputs"].text == "1"
-    assert [n.cls for n in gizmo.children] == ["Input", "Read", "Output"]
-    plate, read, output = (gizmo.child(n) for n in ("plate", "MatteRead", "Output1"))
+    assert gizmo.cls == "Gizmo" and gizmo.knobs["inputs"].text == "2"
+    assert [n.cls for n in gizmo.children] == ["Input", "Input", "Read", "Output"]
+    plate, masks, read, output = (gizmo.child(n) for n in ("plate", "masks", "MatteRead",
+                                                            "Output1"))
+    assert "number" not in plate.knobs and masks.knobs["number"].text == "1"
     assert output.inputs == [plate]                # unprocessed: the plate passes through
     assert read.inputs == []
     assert read.knobs["file"].text == "[value parent.matte_file]"
@@ -69,7 +72,8 @@ def test_gizmo_nodes_knobs_and_wiring() -> None:
     for name, knob_class in USED_KNOBS.items():
         assert user[name].knob_class == knob_class, name
     assert user["device"].items == ["auto", "cpu", "cuda"]
-    for button in ("run", "cancel", "reload"):
+    assert user["masks_mode"].items == ["layers", "ID map"]
+    for button in ("run", "cancel", "reload", "add_keyframe"):
         code = user[button].value
         assert code is not None and f"actormatte_nuke.{button}(nuke.thisNode())" in code
         ast.parse(code)
@@ -80,7 +84,7 @@ def test_gizmo_nodes_knobs_and_wiring() -> None:
 def test_gizmo_builds_in_the_stand_in(nuke_t: ModuleType) -> None:
     node = nuke_t.createNode("ActorMatte")
     assert node.Class() == "ActorMatte" and node.name() == "ActorMatte1"
-    assert [n.name() for n in node.nodes()] == ["plate", "MatteRead", "Output1"]
+    assert [n.name() for n in node.nodes()] == ["plate", "masks", "MatteRead", "Output1"]
     assert node["device"].value() == "auto" and node["size"].value() == 576
     assert node["matte_file"].enabled() is False   # cache knobs are read-only for artists
     node["matte_file"].setValue("/cache/x.####.exr")
@@ -93,7 +97,7 @@ def test_gizmo_builds_in_the_stand_in(nuke_t: ModuleType) -> None:
 
 def test_plugin_files_parse_as_python_37() -> None:
     assert {p.name for p in PLUGIN_PY} >= {"init.py", "menu.py", "__init__.py", "cli_client.py",
-                                             "knobs.py", "node.py", "progress.py"}
+                                             "knobs.py", "node.py", "progress.py", "masks.py"}
     for path in PLUGIN_PY:
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 7))
 

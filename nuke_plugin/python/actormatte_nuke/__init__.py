@@ -4,6 +4,7 @@ Public API (main thread; ``node`` defaults to ``nuke.thisNode()``):
 - :func:`run` starts ``actormatte run`` for the node (GUI: worker thread + ProgressTask;
   ``nuke -t``: blocks, prints progress and raises :class:`ActorMatteNukeError` on failure);
 - :func:`cancel` stops the node's running job; :func:`reload` re-reads the cached EXRs;
+- :func:`add_keyframe` adds the current frame to the mask keyframes of the ``masks`` input;
 - :func:`on_create` (the gizmo's ``onCreate``) rebuilds the layer chain from the saved knobs.
 Importing this package needs only Nuke's Python (stdlib): it never imports the core.
 """
@@ -14,9 +15,9 @@ from typing import Any
 
 import nuke
 
-from . import cli_client, knobs, node, progress
+from . import cli_client, knobs, masks, node, progress
 
-__all__ = ["ActorMatteNukeError", "cancel", "jobs", "on_create", "reload", "run"]
+__all__ = ["ActorMatteNukeError", "add_keyframe", "cancel", "jobs", "on_create", "reload", "run"]
 
 jobs: dict[str, progress.Job] = {}
 """Running or last jobs by node full name."""
@@ -78,14 +79,18 @@ def _finish(result: progress.JobResult, prerender: str | None) -> None:
                         list(done.get("layers") or []))
         problems = [p for p in (node.layer_problem(x) for x in done.get("layers") or []) if p]
         status = (f"{len(done.get('layers') or [])} actor(s), frames {done['first']}-"
-                  f"{done['last']} ({done.get('frames_written', 0)} written, "
-                  f"{done.get('frames_skipped', 0)} kept)")
+                  f"{done['last']} ({knobs.reuse_summary(done)})")
         target["status"].setValue("; ".join([status, *problems, *result.warnings[:3]]))
         node.remove_prerender(prerender)
     elif result.cancelled:
         target["status"].setValue(result.message)
     else:
         _fail(target, result.message)
+
+
+def add_keyframe(target: Any = None) -> list[int]:
+    """The '+ this frame' button: add the current frame to the node's mask keyframes."""
+    return masks.add_keyframe(_this(target))
 
 
 def cancel(target: Any = None) -> bool:

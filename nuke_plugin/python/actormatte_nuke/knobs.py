@@ -65,6 +65,8 @@ class Settings:
     models: str = ""
     input_colorspace: str = ""
     start_frame: int | None = None      # movies: the Read's first frame number
+    mask_layers: list[str] = field(default_factory=list)   # pre-rendered masks input, PATH@FRAME
+    mask_id_maps: list[str] = field(default_factory=list)  # masks input as ID maps, PATH@FRAME
     extra: list[str] = field(default_factory=list)
 
 
@@ -125,12 +127,38 @@ def mask_args(s: Settings) -> list[str]:
         if not sep or not name.strip() or not path.strip():
             raise SettingsError(f"'actor masks': {line!r} is not NAME=PATH or NAME=PATH@FRAME")
         args += ["--actor-mask", f"{name.strip()}={path.strip()}"]
+    for item in s.mask_layers:
+        args += ["--mask-layers", item]
+    for item in s.mask_id_maps:
+        args += ["--masks", item]
     if s.detect:
         args += ["--detect", "--detect-threshold", f"{s.detect_threshold:g}",
                  "--detect-max", str(s.detect_max)]
-    if not any(a in args for a in ("--masks", "--actor-mask", "--detect")):
-        raise SettingsError("no keyframe masks: set an ID map, actor masks, or 'detect people'")
+    if not any(a in args for a in ("--masks", "--actor-mask", "--mask-layers", "--detect")):
+        raise SettingsError("no keyframe masks: connect the masks input, set an ID map, actor "
+                            "masks, or 'detect people'")
     return args
+
+
+def parse_keyframes(text: str, first: int, last: int) -> list[int]:
+    """The 'mask keyframes' knob: frames separated by blanks or commas; empty = ``[first]``.
+
+    Raises:
+        SettingsError: A word is not a frame number, or a frame is outside ``first..last``.
+    """
+    frames: list[int] = []
+    for word in text.replace(",", " ").split():
+        try:
+            frame = int(word)
+        except ValueError:
+            raise SettingsError(f"'mask keyframes': {word!r} is not a frame number; list "
+                                "frames like 1001 1020 1045") from None
+        if not first <= frame <= last:
+            raise SettingsError(f"'mask keyframes': frame {frame} is outside the range "
+                                f"{first}-{last}")
+        if frame not in frames:
+            frames.append(frame)
+    return sorted(frames) or [first]
 
 
 def build_run_args(s: Settings) -> list[str]:
@@ -153,6 +181,20 @@ def build_run_args(s: Settings) -> list[str]:
     if s.overwrite:
         args.append("--overwrite")
     return args + list(s.extra)
+
+
+def reuse_summary(done: dict) -> str:
+    """Computed vs reused counts of a ``done`` event (docs/CLI.md), e.g. for the status line.
+
+    ``frames_written``/``frames_skipped`` count mattes; ``frames_propagated``/``frames_resumed``
+    (propagation) are shown when the event has them.
+    """
+    text = (f"{int(done.get('frames_written', 0))} frame(s) computed, "
+            f"{int(done.get('frames_skipped', 0))} reused from the cache")
+    if "frames_propagated" in done:
+        text += (f"; propagation {int(done['frames_propagated'])} computed, "
+                 f"{int(done.get('frames_resumed', 0))} reused")
+    return text
 
 
 def progress_percent(stage: str, done: int, total: int) -> int:

@@ -25,6 +25,7 @@ from .knobs import (
     mask_args,
     nuke_to_cli_path,
 )
+from .masks import mask_inputs
 
 COPY_PREFIX = "am_copy_"
 PLATE_INPUT, MATTE_READ, OUTPUT = "plate", "MatteRead", "Output1"
@@ -116,7 +117,11 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
         "id_map", "id_map_frame", "more_id_maps", "actor_names", "actor_masks", "detect",
         "detect_threshold", "detect_max", "size", "xmem_size", "device", "float32", "overwrite",
         "models")}
-    mask_args(Settings(plate="", out_dir=out_dir, first=first, last=last, **values))  # pre-check
+    masks_in = node.input(1)
+    placeholder = ["(masks input)"] if masks_in is not None else []
+    mask_args(Settings(plate="", out_dir=out_dir, first=first, last=last,  # pre-check
+                       mask_layers=placeholder, **values))
+    layer_items, id_items = mask_inputs(node, out_dir, first, last, plain_read(masks_in))
     prerender = None
     start_frame = None
     colorspace = node["input_colorspace"].value().strip()
@@ -133,7 +138,8 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
         if not colorspace:
             colorspace = cli_colorspace(str(nuke.root()["workingSpaceLUT"].value())) or "lin_rec709"
     settings = Settings(plate=plate, out_dir=out_dir, first=first, last=last,
-                        input_colorspace=colorspace, start_frame=start_frame, **values)
+                        input_colorspace=colorspace, start_frame=start_frame,
+                        mask_layers=layer_items, mask_id_maps=id_items, **values)
     return settings, prerender
 
 

@@ -70,3 +70,21 @@ def nuke_channel_name(exr_name: str) -> str:
     layer = ".".join(_sanitize_part(p) for p in layer.split("."))
     channel = _RGBA.get(channel, _sanitize_part(channel))
     return f"{layer}.{channel}"[:MAX_CHANNEL_NAME]
+
+
+_WRITE_RGBA = {v: k for k, v in _RGBA.items()}
+
+
+def exr_write_name(nuke_name: str) -> str:
+    """The EXR channel name Nuke's exrWriter gives a Nuke channel (the stand-in's assumption).
+
+    ``rgba.red`` -> ``R``; ``<layer>.red/green/blue/alpha`` -> ``<layer>.R/G/B/A``; other
+    channels keep ``<layer>.<channel>``; ``other.<x>`` -> ``<x>``. docs/NUKE.md lists this among
+    what a real Nuke must confirm (the core reads ``bob.alpha`` and ``bob.A`` alike).
+    """
+    layer, _, channel = nuke_name.partition(".")
+    if layer == "rgba":
+        return _WRITE_RGBA.get(channel, channel)
+    if layer == "other":
+        return channel
+    return f"{layer}.{_WRITE_RGBA.get(channel, channel)}"

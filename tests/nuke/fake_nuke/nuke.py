@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from fake_nuke import nkscript
+from fake_nuke import exr_channels, nkscript
 from fake_nuke.graph import Group, InputNode, Knob, Node, is_main_thread
 
 NUKE_VERSION_MAJOR = 15
@@ -67,6 +67,7 @@ def reset(gui: bool = False) -> None:
     _layers.clear()
     _layers.update({k: list(v) for k, v in BUILTIN_LAYERS.items()})
     _main_queue.clear()
+    _frame[0] = 1
     _root = Group(sys.modules[__name__], "Root", None)
     _root["name"].set_from_script("", None)
     context[:] = [_root]
@@ -370,23 +371,50 @@ def execute(nameOrNode: str | Node, start: int | None = None, end: int | None = 
         raise RuntimeError("stand-in execute renders only Read-based trees")
     for frame in range(first, last + 1, incr):
         _render_frame(read, read["file"].evaluate(frame), node["file"].evaluate(frame),
-                      bool(node["raw"].value()))
+                      str(node["channels"].value()), str(node["datatype"].value()))
 
 
-def _render_frame(read: Node, src: str, dst: str, raw_out: bool) -> None:
+def _render_frame(read: Node, src: str, dst: str, channels: str = "rgb",
+                  datatype: str = "16 bit half") -> None:
+    """One frame of Read -> Write: the Write's channel set, Nuke's EXR names, its data type.
+
+    ``channels``: ``rgb``/``rgba`` (the root channels) or ``all`` (every layer, named as Nuke's
+    exrWriter names them: see :func:`exr_channels.exr_write_name`). The data window (bbox) is
+    kept, as Nuke writes the input's bbox when autocrop is off.
+    """
     import OpenImageIO as oiio  # the test venv's; the plugin itself never needs it
 
     buf = oiio.ImageBuf(src)
     if buf.has_error:
         raise RuntimeError(f"Read error: {buf.geterror()}")
-    buf = oiio.ImageBufAlgo.channels(buf, (0, 1, 2))
+    names = list(buf.spec().channelnames)
+    if channels == "all":
+        written = [exr_channels.exr_write_name(exr_channels.nuke_channel_name(n)) for n in names]
+        buf = oiio.ImageBufAlgo.channels(buf, tuple(range(len(names))), tuple(written))
+    elif channels in ("rgb", "rgba"):
+        count = 4 if channels == "rgba" and len(names) >= 4 else 3
+        buf = oiio.ImageBufAlgo.channels(buf, tuple(range(min(count, len(names)))))
+    else:
+        raise RuntimeError(f"stand-in Write: channels {channels!r} is not supported")
     integer = buf.spec().format.basetype not in (oiio.HALF, oiio.FLOAT)
     if integer and not read["raw"].value():
         buf = oiio.ImageBufAlgo.colorconvert(buf, "sRGB", "linear")
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    buf.set_write_format(oiio.HALF)
+    buf.set_write_format(oiio.FLOAT if datatype == "32 bit float" else oiio.HALF)
     if not buf.write(dst):
         raise RuntimeError(f"Write error: {buf.geterror()}")
+
+
+_frame = [1]
+
+
+def frame(f: int | None = None) -> int:
+    """``nuke.frame()``: the current frame; ``nuke.frame(f)`` moves the viewer to ``f``."""
+    if f is not None:
+        _require_main("frame")
+        _frame[0] = int(f)
+        calls.append(("frame", int(f)))
+    return _frame[0]
 
 
 reset()

@@ -1,0 +1,164 @@
+"""The gizmo's ``masks`` input: keyframes, the pre-render into layered EXRs, the real CLI run.
+
+The masks input is a Read of a layered EXR (what a Roto per actor shuffled into ``<actor>.alpha``
+layers renders), with a data window smaller than the format; the stand-in Write renders it with
+``channels all`` at the node's mask keyframes and the core takes the files as ``--mask-layers``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+from fake_nuke.exr_channels import read_exr_channels
+from nuke_env import CLI
+
+W, H = 96, 64
+
+
+@pytest.fixture
+def plugin(nuke_t: ModuleType) -> ModuleType:
+    import actormatte_nuke
+
+    return actormatte_nuke
+
+
+def write_layers(path: Path, channels: dict[str, np.ndarray],
+                 window: tuple[int, int, int, int]) -> None:
+    """A half-float EXR with a data window ``(x, y, w, h)`` inside a 96x64 display window."""
+    x, y, w, h = window
+    names = list(channels)
+    spec = oiio.ImageSpec(w, h, len(names), oiio.HALF)
+    spec.channelnames = tuple(names)
+    spec.x, spec.y = x, y
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, W, H
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec), oiio.geterror()
+    planes = np.stack([channels[n][y:y + h, x:x + w] for n in names], -1).astype(np.float32)
+    out.write_image(np.ascontiguousarray(planes))
+    out.close()
+
+
+def box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    mask = np.zeros((H, W), np.float32)
+    mask[y0:y1, x0:x1] = 1.0
+    return mask
+
+
+def test_keyframe_knob_parsing(plugin: ModuleType) -> None:
+    parse = plugin.knobs.parse_keyframes
+    assert parse("", 1001, 1010) == [1001]
+    assert parse("1005, 1001 1005", 1001, 1010) == [1001, 1005]
+    with pytest.raises(plugin.knobs.SettingsError, match="outside the range 1001-1010"):
+        parse("1011", 1001, 1010)
+    with pytest.raises(plugin.knobs.SettingsError, match="not a frame number"):
+        parse("10x", 1001, 1010)
+    s = plugin.knobs.Settings(plate="/p.####.exr", out_dir="/o", first=1, last=2,
+                              mask_layers=["/o/masks/m.0001.exr@1"],
+                              mask_id_maps=["/ids.0002.exr@2"])
+    joined = " ".join(plugin.knobs.build_run_args(s))
+    assert "--mask-layers /o/masks/m.0001.exr@1" in joined and "--masks /ids.0002.exr@2" in joined
+
+
+def test_add_keyframe_button(nuke_t: ModuleType, plugin: ModuleType) -> None:
+    node = nuke_t.createNode("ActorMatte")
+    node["mask_keyframes"].setValue("1010")
+    nuke_t.frame(1003)
+    node["add_keyframe"].execute()
+    nuke_t.frame(1010)
+    node["add_keyframe"].execute()
+    assert node["mask_keyframes"].value() == "1003 1010"
+
+
+def _masks_read(nuke: ModuleType, folder: Path, first: int, last: int) -> Any:
+    return nuke.nodes.Read(file=str(folder / "roto.####.exr"), first=first, last=last,
+                           origfirst=first, origlast=last, raw=True)
+
+
+def _gizmo(nuke: ModuleType, shot: Any, models: Path, cache: Path) -> Any:
+    node = nuke.createNode("ActorMatte")
+    node.setInput(0, nuke.nodes.Read(file=str(shot.folder / "plate.%04d.png"), first=shot.first,
+                                     last=shot.last, origfirst=shot.first, origlast=shot.last,
+                                     colorspace="sRGB"))
+    for knob, value in (("core_cli", str(CLI)), ("models", str(models)), ("size", 64),
+                        ("xmem_size", 64), ("device", "cpu"), ("cache_dir", str(cache))):
+        node[knob].setValue(value)
+    return node
+
+
+@pytest.mark.skipif(not CLI.is_file(), reason="the core venv has no actormatte CLI")
+def test_masks_input_prerenders_layers_at_the_keyframes(nuke_t: ModuleType, plugin: ModuleType,
+                                                        make_shot: Any, models_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """Two keyframes; bob keyed at both, ann only at the second: layer names are the actors."""
+    nuke = nuke_t
+    shot = make_shot(4)
+    roto = tmp_path / "roto"
+    roto.mkdir()
+    write_layers(roto / "roto.1001.exr", {"bob.alpha": box(10, 14, 30, 50),
+                                          "ann.alpha": box(0, 0, 0, 0)}, (8, 10, 40, 44))
+    write_layers(roto / "roto.1003.exr", {"bob.alpha": box(12, 14, 32, 50),
+                                          "ann.alpha": box(60, 14, 80, 50)}, (8, 10, 80, 44))
+    cache = tmp_path / "cache"
+    node = _gizmo(nuke, shot, models_dir, cache)
+    node.setInput(1, _masks_read(nuke, roto, 1001, 1003))
+    node["mask_keyframes"].setValue("1003 1001")
+    job = plugin.run(node)
+    assert job is not None and job.result is not None and job.result.ok, job.result.message
+    executed = [c for c in nuke.calls if c[0] == "execute"]
+    assert executed == [("execute", "ActorMatte1.Write1", 1001, 1001, 1),
+                        ("execute", "ActorMatte1.Write1", 1003, 1003, 1)]
+    assert [n.Class() for n in node.nodes()].count("Write") == 0     # temporary Write removed
+    rendered = [cache / "masks" / f"ActorMatte1_masks.{f}.exr" for f in (1001, 1003)]
+    argv = job.argv
+    for path, frame in zip(rendered, (1001, 1003), strict=True):
+        assert argv[argv.index(f"{path}@{frame}") - 1] == "--mask-layers"
+        assert sorted(read_exr_channels(str(path))) == ["ann.A", "bob.A"]
+        spec = oiio.ImageInput.open(str(path)).spec()
+        assert (spec.full_width, spec.full_height, spec.x, spec.y) == (W, H, 8, 10)
+        assert spec.format.basetype == oiio.FLOAT
+    assert "--masks" not in argv and "--actor-mask" not in argv
+    assert node["matte_layers"].value() == "bob,ann"
+    assert {"bob.alpha", "ann.alpha"} <= set(node.channels())
+    assert node["status"].value() == ("2 actor(s), frames 1001-1004 (4 frame(s) computed, "
+                                      "0 reused from the cache)")
+    again = plugin.run(node)                       # Run again: the CLI reuses the cache
+    assert again is not None and again.result is not None and again.result.ok
+    assert node["status"].value().endswith("(0 frame(s) computed, 4 reused from the cache)")
+
+
+@pytest.mark.skipif(not CLI.is_file(), reason="the core venv has no actormatte CLI")
+def test_masks_input_as_id_map_uses_the_reads_files(nuke_t: ModuleType, plugin: ModuleType,
+                                                    make_shot: Any, models_dir: Path,
+                                                    tmp_path: Path) -> None:
+    nuke = nuke_t
+    shot = make_shot(3)
+    ids = nuke.nodes.Read(file=str(shot.folder / "ids.png"), first=1001, last=1001)
+    node = _gizmo(nuke, shot, models_dir, tmp_path / "cache")
+    node.setInput(1, ids)
+    node["masks_mode"].setValue("ID map")
+    node["actor_names"].setValue("bob,ann")
+    job = plugin.run(node)
+    assert job is not None and job.result is not None and job.result.ok, job.result.message
+    assert f"--masks {shot.ids}@1001" in " ".join(job.argv)
+    assert not [c for c in nuke.calls if c[0] == "execute"]          # nothing pre-rendered
+    assert node["matte_layers"].value() == "bob,ann"
+
+
+def test_masks_input_errors(nuke_t: ModuleType, plugin: ModuleType, make_shot: Any,
+                            tmp_path: Path) -> None:
+    nuke = nuke_t
+    shot = make_shot(2)
+    node = _gizmo(nuke, shot, Path("/unused"), tmp_path / "cache")
+    node.setInput(1, _masks_read(nuke, tmp_path, 1001, 1002))
+    node["mask_keyframes"].setValue("999")
+    with pytest.raises(plugin.ActorMatteNukeError, match="frame 999 is outside the range"):
+        plugin.run(node)
+    node["mask_keyframes"].setValue("1002")
+    node["masks_mode"].setValue("ID map")
+    with pytest.raises(plugin.ActorMatteNukeError, match="roto.1002.exr does not exist"):
+        plugin.run(node)
