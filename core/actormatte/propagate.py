@@ -13,8 +13,8 @@ Called by :func:`actormatte.pipeline.propagate`. The order of work:
 3. **Backfill passes** (``PropagateConfig.backfill``, on by default): for every later keyframe
    that brings actors not annotated before (late actors), a fresh XMem starts there with that
    keyframe's masks and steps backwards to the first frame, so a late actor is not empty
-   before their keyframe. They run first; their actors overlay the ID maps of the earlier
-   frames (later keyframes win), see :meth:`Propagator.compose`.
+   before their keyframe. They run first; their actors fill the background of the earlier
+   frames' ID maps (never another actor's pixels), see :meth:`Propagator.compose`.
 
 XMem labels are 1..K in order of first appearance (keyframes by frame, then ascending actor id),
 as the official label mapper numbers them (backward passes: ascending id); they are mapped back
@@ -187,7 +187,8 @@ class Propagator:
         """Write ``<work>/masks/<frame>.png`` from the passes covering ``frame`` if it changed.
 
         The base pass's map, then each backfill pass that covers the frame (keyframe order):
-        pixels where it found one of its own actors take that actor.
+        pixels still background where it found one of its own actors take that actor, so a
+        late actor never changes the actors propagated from earlier keyframes.
 
         Shape:
             ids: (H, W) the base pass's map when just computed, else ``None`` (read back).
@@ -201,7 +202,7 @@ class Propagator:
             ids = self.pass_folder(base).read_mask(frame, (self._width, self._height))
         for layer in layers:
             extra = self.pass_folder(layer).read_mask(frame, (self._width, self._height))
-            ids = np.where(np.isin(extra, layer.owned), extra, ids)
+            ids = np.where((ids == 0) & np.isin(extra, layer.owned), extra, ids)
         ok, data = cv2.imencode(".png", ids.astype(np.uint16))
         if ok and final.is_file() and final.read_bytes() == data.tobytes():
             return
