@@ -127,11 +127,21 @@ class ExportConfig:
         name: Output file stem (``<out>/<name>.<frame>.exr``); ``None`` = ``<plate stem>_mattes``.
         half: Write half-float channels (float32 when false).
         overwrite: Recompute frames that already exist instead of skipping them.
+        exclusive: Scale overlapping actors so Σα ≤ 1 (``--exclusive``).
+        residual: Also write ``<residual_name>.A`` = 1 - Σα (``--residual``).
+        residual_name: Layer name of the residual (a reserved actor name when it is on).
+        compression: EXR compression (``zip`` default; ``dwaa``/``dwab`` are lossy).
+        foreground: Write each actor's premultiplied colour ``<layer>.R/.G/.B``.
     """
 
     name: str | None = None
     half: bool = True
     overwrite: bool = False
+    exclusive: bool = False
+    residual: bool = False
+    residual_name: str = "rest"
+    compression: str = "zip"
+    foreground: bool = False
 
 
 def resolve_device(name: str) -> str:

@@ -32,7 +32,8 @@ from actormatte.config import (
     resolve_device,
 )
 from actormatte.errors import InputError
-from actormatte.export import MatteWriter, check_output_collision, make_layer_names
+from actormatte.export import check_output_collision, make_layer_names
+from actormatte.export.comp import make_writer
 from actormatte.jobs import Job, WorkFolder, check_folder_writable
 from actormatte.matte import MatteStage, matting_size
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
@@ -309,7 +310,8 @@ def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: Matte
         "propagation_size": str(job.xmem_size),
         "software": f"actormatte {__version__}",
     }
-    writer = MatteWriter(out_dir, name, layers, job.width, job.height, padding=shot.padding(),
+    writer = make_writer(export, shot.plate, out_dir, name, layers, job.width, job.height,
+                         padding=shot.padding(),
                          half=export.half, metadata=metadata)
     return MatteStage(shot, job, work, writer, config, device), weights
 

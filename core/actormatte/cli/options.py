@@ -116,6 +116,23 @@ def add_matting(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upsample", choices=UPSAMPLES, default="bilinear",
                         help="bilinear (default) or guided: refine each alpha at plate "
                              "resolution in its uncertain band with the plate as guide")
+    add_comp(parser)
+
+
+def add_comp(parser: argparse.ArgumentParser) -> None:
+    """``--exclusive``, ``--residual``, ``--compression``, ``--foreground`` (comp output)."""
+    parser.add_argument("--exclusive", action="store_true",
+                        help="where actors overlap and their alphas sum above 1, scale them so "
+                             "the sum is 1 (other pixels unchanged)")
+    parser.add_argument("--residual", action="store_true",
+                        help="also write rest.A = 1 - sum of the actors (what no actor covers); "
+                             "'rest' is then a reserved actor name")
+    parser.add_argument("--compression", default="zip",
+                        choices=("zip", "zips", "piz", "dwaa", "dwab", "none"),
+                        help="EXR compression (default zip; dwaa/dwab are lossy, a warning)")
+    parser.add_argument("--foreground", action="store_true",
+                        help="also write each actor's premultiplied colour <layer>.R/.G/.B in "
+                             "the plate's own colour space (image-sequence plates)")
 
 
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
@@ -163,7 +180,11 @@ def matte_from_args(args: argparse.Namespace) -> MatteConfig:
 
 def export_from_args(args: argparse.Namespace) -> ExportConfig:
     """The :class:`ExportConfig` of the flags."""
-    return ExportConfig(name=args.name, half=not args.float32, overwrite=args.overwrite)
+    return ExportConfig(name=args.name, half=not args.float32, overwrite=args.overwrite,
+                        exclusive=getattr(args, "exclusive", False),
+                        residual=getattr(args, "residual", False),
+                        compression=getattr(args, "compression", "zip"),
+                        foreground=getattr(args, "foreground", False))
 
 
 def emit_written(reporter: Reporter, command: str, result: RunResult) -> None:
