@@ -168,3 +168,23 @@ def test_cli_propagates_layer_actors(capsys: pytest.CaptureFixture[str], tmp_pat
         ("bob", 1, 1001), ("ann", 2, 1003)]
     assert sorted(p.name for p in (work / "masks").iterdir()) == [
         "1001.png", "1002.png", "1003.png"]
+
+
+def test_multi_part_exr(tmp_path: Path) -> None:
+    """Blender 5's multilayer File Output writes one part per layer: each part is read."""
+    path = tmp_path / "parts.exr"
+    specs = []
+    for name in ("bob.V", "ann.V"):
+        spec = oiio.ImageSpec(W, H, 1, oiio.FLOAT)
+        spec.channelnames = (name,)
+        spec.attribute("name", name.split(".")[0])
+        specs.append(spec)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), specs), oiio.geterror()
+    out.write_image(box(2, 2, 10, 10)[:, :, None])
+    assert out.open(str(path), specs[1], "AppendSubimage")
+    out.write_image(box(30, 20, 40, 30)[:, :, None])
+    out.close()
+    masks = read_mask_layers(path, PLATE)
+    assert sorted(masks) == ["ann", "bob"]
+    np.testing.assert_array_equal(masks["ann"], box(30, 20, 40, 30) > 0.5)

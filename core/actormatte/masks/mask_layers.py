@@ -12,6 +12,7 @@ Rules (docs/CLI.md, MASKS; CONVENTIONS.md, "Keyframe masks as a layered EXR"):
   channel (``bob.mask``, ``bob.Y``); several channels and no alpha is refused (which one is it?).
 * The root ``R G B A`` / ``Y`` / ``Z`` channels (Nuke's ``rgba``, ``depth``) are not actors and
   are ignored: a host writes them when it renders "all" channels.
+* A multi-part EXR (Blender 5 writes one part per layer) is read part by part.
 * Three-level names (``matte.bob.A``) are refused: they behave differently in Nuke and Blender.
 * Values above 0.5 are the actor. NaN or infinite values are refused.
 * The data window may be anything inside the display window, which must have the plate's size;
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,11 +71,14 @@ def parse_mask_layers_arg(text: str) -> tuple[Path, int | None]:
 
 
 def read_layered_exr(path: Path, flag: str = _FLAG) -> LayeredImage:
-    """Read all channels of a single-part EXR (any data window inside the display window).
+    """Read all channels of an EXR (any data window inside the display window).
+
+    A multi-part EXR (Blender 5's multilayer File Output writes one part per layer) is read part
+    by part; every part must share the display window and channel names must be unique.
 
     Raises:
         InputError: Missing or unreadable file, a data window reaching outside the display
-            window.
+            window, parts with different display windows, a channel in two parts.
     """
     import OpenImageIO as oiio  # a core dependency; imported here to keep module import light
 
@@ -83,27 +88,47 @@ def read_layered_exr(path: Path, flag: str = _FLAG) -> LayeredImage:
     if image_in is None:
         raise InputError(f"{flag} {path}: cannot read it ({oiio.geterror()}); write the masks "
                          "as a layered OpenEXR file")
+    channels: dict[str, np.ndarray] = {}
+    display = None
     try:
-        spec = image_in.spec()
-        pixels = image_in.read_image(oiio.FLOAT)
+        part = 0
+        while image_in.seek_subimage(part, 0):
+            spec = image_in.spec()
+            full = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+            if display is not None and full != display:
+                raise InputError(f"{flag} {path}: part {part} has another display window "
+                                 f"({full}) than part 0 ({display}); write one format")
+            display = full
+            pixels = image_in.read_image(part, 0, 0, spec.nchannels, oiio.FLOAT)
+            if pixels is None:
+                raise InputError(f"{flag} {path}: cannot decode its pixels; write it again")
+            _place(channels, spec, np.asarray(pixels, np.float32), path, flag)
+            part += 1
     finally:
         image_in.close()
-    if pixels is None:
-        raise InputError(f"{flag} {path}: cannot decode its pixels; write it again")
-    full = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
-    left, top = spec.x - full[0], spec.y - full[1]
-    if left < 0 or top < 0 or left + spec.width > full[2] or top + spec.height > full[3]:
-        raise InputError(f"{flag} {path}: the data window ({spec.x},{spec.y} "
-                         f"{spec.width}x{spec.height}) reaches outside the display window "
-                         f"({full[0]},{full[1]} {full[2]}x{full[3]}); crop the masks to the "
-                         "plate's format before writing them")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, -1)
-    channels = {}
+    assert display is not None
+    return LayeredImage(channels, (display[2], display[3]))
+
+
+def _place(channels: dict[str, np.ndarray], spec: Any, pixels: np.ndarray, path: Path,
+           flag: str) -> None:
+    """Put one part's channels into display-window planes (0 outside the data window)."""
+    x, y, width, height = spec.x, spec.y, spec.width, spec.height
+    full_x, full_y = spec.full_x, spec.full_y
+    full_w, full_h = spec.full_width, spec.full_height
+    left, top = x - full_x, y - full_y
+    if left < 0 or top < 0 or left + width > full_w or top + height > full_h:
+        raise InputError(f"{flag} {path}: the data window ({x},{y} {width}x{height}) reaches "
+                         f"outside the display window ({full_x},{full_y} {full_w}x{full_h}); "
+                         "crop the masks to the plate's format before writing them")
+    pixels = pixels.reshape(height, width, -1)  # (H, W) for one channel -> (H, W, 1)
     for index, name in enumerate(spec.channelnames):
-        plane = np.zeros((full[3], full[2]), np.float32)
-        plane[top:top + spec.height, left:left + spec.width] = pixels[:, :, index]
+        if name in channels:
+            raise InputError(f"{flag} {path}: channel {name!r} is in two parts; name each "
+                             "actor's layer once")
+        plane = np.zeros((full_h, full_w), np.float32)
+        plane[top:top + height, left:left + width] = pixels[:, :, index]
         channels[name] = plane
-    return LayeredImage(channels, (full[2], full[3]))
 
 
 def group_layers(channel_names: list[str], path: Path, flag: str = _FLAG) -> dict[str, str]:
