@@ -49,11 +49,27 @@ def disk_errors(path: Path) -> Iterator[None]:
     """
     try:
         yield
-    except OSError as exc:
-        if exc.errno not in _FULL:
+    except (OSError, RuntimeError) as exc:
+        if not _is_disk_full(exc):
             raise
         raise InputError(f"no space left on {path}: free space or use --work on another "
                          "disk") from exc
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it arose from is ``ENOSPC``/``EDQUOT``.
+
+    torch.save's zip writer turns the OSError of a full disk into a RuntimeError raised while
+    handling it, so the chain is searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def step_digests(seed: dict[str, Any], frames: Sequence[int],
@@ -152,7 +168,11 @@ class CheckpointStore:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with disk_errors(path.parent):
-                torch.save({"position": position, "digest": digest, "snapshot": snapshot}, tmp)
+                # Through a Python file: torch's own path writer reports a full disk as a
+                # RuntimeError ("unexpected pos"), a file object raises OSError(ENOSPC).
+                with open(tmp, "wb") as handle:
+                    torch.save({"position": position, "digest": digest, "snapshot": snapshot},
+                               handle)
                 os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
