@@ -312,7 +312,8 @@ def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: Matte
     }
     writer = make_writer(export, shot.plate, out_dir, name, layers, job.width, job.height,
                          padding=shot.padding(),
-                         half=export.half, metadata=metadata)
+                         half=export.half, metadata=metadata, geometry=shot.plate.geometry,
+                         plate_attributes=shot.plate.carried_attributes)
     return MatteStage(shot, job, work, writer, config, device), weights
 
 

@@ -20,6 +20,7 @@ from actormatte.config import MaskConfig, ReadConfig
 from actormatte.errors import InputError
 from actormatte.io import ColourConverter, ImageSequencePlate, Plate, default_input_colorspace
 from actormatte.io import open_plate as _open_plate
+from actormatte.io.geometry import PlateSpace
 from actormatte.masks import (
     KeyframeSet,
     find_first_people,
@@ -153,7 +154,7 @@ def load_shot_keyframes(shot: Shot, masks: MaskConfig, models_dir: Path,
     mask_layers = [parse_mask_layers_arg(text) for text in masks.mask_layers]
     return load_keyframes(id_maps, actor_masks, masks.names, default_frame=shot.first,
                           frame_range=(shot.first, shot.last),
-                          plate_size=(shot.plate.width, shot.plate.height), detected=detected,
+                          plate_size=PlateSpace(shot.plate.geometry), detected=detected,
                           mask_layers=mask_layers)
 
 

@@ -114,7 +114,7 @@ def test_grey_grey_alpha_and_rgba(tmp_path: Path) -> None:
     np.testing.assert_allclose(plate.read(1), rgba[:, :, :3] / 255.0, atol=1e-7)
 
 
-def test_exr_data_window_is_placed_in_the_display_window(tmp_path: Path) -> None:
+def test_exr_frame_covers_data_and_display_windows(tmp_path: Path) -> None:
     path = tmp_path / "w.0001.exr"
     spec = oiio.ImageSpec(6, 4, 3, oiio.FLOAT)
     spec.x, spec.y = 14, -2  # partly outside the 16x12 display window (overscan)
@@ -123,10 +123,13 @@ def test_exr_data_window_is_placed_in_the_display_window(tmp_path: Path) -> None
     assert out.open(str(path), spec)
     out.write_image(np.full((4, 6, 3), 0.75, dtype=np.float32))
     out.close()
-    frame = open_plate(tmp_path / "w.####.exr").read(1)
-    assert frame.shape == (H, W, 3)
-    expected = np.zeros((H, W, 3), dtype=np.float32)
-    expected[0:2, 14:16] = 0.75
+    plate = open_plate(tmp_path / "w.####.exr")
+    # Working window = data (14,-2 6x4) united with display (0,0 16x12): (0,-2) 20x14.
+    assert (plate.geometry.data.x, plate.geometry.data.y) == (0, -2)
+    assert (plate.width, plate.height) == (W + 4, H + 2)
+    frame = plate.read(1)
+    expected = np.zeros((H + 2, W + 4, 3), dtype=np.float32)
+    expected[0:4, 14:20] = 0.75
     np.testing.assert_array_equal(frame, expected)
 
 

@@ -1,8 +1,10 @@
 """Per-frame matte EXRs: atomic writer, resume validation and a reader for tests and hosts.
 
 Called by the pipeline's write stage (:class:`MatteWriter`) and by tests (:func:`read_matte_exr`).
-The file layout follows CONVENTIONS.md: one single-part scanline EXR per plate frame, data window
-= display window = plate size, ZIP compression, half (or float32) channels ``<layer>.A`` for
+The file layout follows CONVENTIONS.md: one single-part scanline EXR per plate frame, data and
+display windows and pixel aspect = the plate's (:class:`~actormatte.io.geometry.PlateGeometry`:
+the data window is the plate's working window, overscan included), timecode and frame rate
+copied from each plate frame's header, ZIP compression, half (or float32) channels ``<layer>.A`` for
 every actor on every frame (zeros where absent), optional root ``A`` = max over actors, string
 attributes ``actormatte/<key>``. ``actormatte/layers`` always holds the JSON list of layers in
 actor order (EXR stores channels sorted by name).
@@ -29,9 +31,10 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import OpenImageIO as oiio
@@ -40,6 +43,7 @@ import psutil
 from actormatte import __version__
 from actormatte.errors import ActorMatteError, InputError, ShapeError
 from actormatte.export.layers import LAYER_NAME_RE, channel_name
+from actormatte.io.geometry import PlateGeometry, spec_windows
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ UNION_CHANNEL = "A"
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 _EMPTY: Mapping[str, str] = {}
+#: ``attributes(frame) -> [(name, OIIO TypeDesc, value)]`` copied from the plate frame's header.
+PlateAttributes = Callable[[int], list[tuple[str, Any, Any]]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class MatteWriter:
         half: bool = True,
         metadata: Mapping[str, str] = _EMPTY,
         union: bool = False,
+        geometry: PlateGeometry | None = None,
+        plate_attributes: PlateAttributes | None = None,
     ) -> None:
         """Describe the sequence; nothing touches the disk until a write or a check.
 
@@ -92,6 +100,9 @@ class MatteWriter:
             half: Half-float channels (default) or float32.
             metadata: Attributes for every frame, written as ``actormatte/<key>``.
             union: Also write a root ``A`` channel, the max over actors.
+            geometry: The plate's windows and pixel aspect; its data window must be
+                ``width x height`` (default: full frame at the origin, square pixels).
+            plate_attributes: Per-frame header attributes to copy (timecode, frame rate).
 
         Raises:
             ValueError: An invalid layer, duplicate layer, size, padding, name or metadata key
@@ -104,6 +115,10 @@ class MatteWriter:
             raise ValueError(f"bad size {width}x{height} or padding {padding}")
         if not name or os.sep in name or (os.altsep and os.altsep in name):
             raise ValueError(f"output name must be a plain file stem, got {name!r}")
+        self.geometry = geometry or PlateGeometry.full_frame(width, height)
+        if self.geometry.data.size != (width, height):
+            raise ValueError(f"geometry {self.geometry} does not cover {width}x{height}")
+        self._plate_attributes = plate_attributes
         self.out_dir = Path(out_dir)
         self.name = name
         self.layers = tuple(layers)
@@ -157,7 +172,7 @@ class MatteWriter:
                 file cannot be written, e.g. a full disk (the message names the file).
         """
         pixels = self._stack(frame, alphas)  # (H, W, C)
-        spec = self._spec({**self.metadata, **_checked_metadata(extra_metadata)})
+        spec = self._spec({**self.metadata, **_checked_metadata(extra_metadata)}, frame)
         final = self.path_for(frame)
         temp = self.out_dir / (
             f".{self.name}.{frame:0{self.padding}d}.{_HOST}.{os.getpid()}."
@@ -286,11 +301,14 @@ class MatteWriter:
             pixels[:, :, -1] = pixels[:, :, : len(self.layers)].max(axis=2)
         return pixels
 
-    def _spec(self, metadata: Mapping[str, str]) -> oiio.ImageSpec:
+    def _spec(self, metadata: Mapping[str, str], frame: int) -> oiio.ImageSpec:
         pixel_type = oiio.HALF if self.half else oiio.FLOAT
         spec = oiio.ImageSpec(self.width, self.height, len(self.channels), pixel_type)
         spec.channelnames = self.channels
         spec.alpha_channel = -1
+        self.geometry.apply_to(spec)
+        for name, kind, value in self._plate_attributes(frame) if self._plate_attributes else ():
+            spec.attribute(name, kind, value)
         spec.attribute("compression", "zip")
         spec.attribute("openexr:lineOrder", "increasingY")
         for key, value in metadata.items():
@@ -299,10 +317,13 @@ class MatteWriter:
 
     def _layout_mismatch(self, spec: oiio.ImageSpec) -> str | None:
         """Why a file's header does not match this writer's layout, or ``None``."""
-        windows = (spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y,
-                   spec.full_width, spec.full_height)
-        if windows != (0, 0, self.width, self.height, 0, 0, self.width, self.height):
-            return f"size/windows {windows} differ from {self.width}x{self.height}"
+        windows = spec_windows(spec)
+        if windows != (self.geometry.data, self.geometry.display):
+            return (f"windows (data {windows[0]}, display {windows[1]}) differ from the plate's "
+                    f"({self.geometry.data}, {self.geometry.display})")
+        aspect = spec.get_float_attribute("PixelAspectRatio", 1.0)
+        if abs(aspect - self.geometry.pixel_aspect) > 1e-6:
+            return f"pixel aspect {aspect} differs from the plate's {self.geometry.pixel_aspect}"
         if set(spec.channelnames) != set(self.channels) or spec.nchannels != len(self.channels):
             return f"channels {list(spec.channelnames)} differ from {list(self.channels)}"
         expected = oiio.HALF if self.half else oiio.FLOAT

@@ -1,10 +1,10 @@
 """Image-sequence plates (EXR, DPX, TIFF, PNG, JPEG) read with OpenImageIO.
 
-Opened by :func:`actormatte.io.plate.open_plate`. The plate's size, channel count and pixel type
-come from the first frame's header; every later frame is checked against that size when read.
-For EXR the plate size is the display window: pixels of the data window outside it (overscan)
-are dropped and display-window pixels outside the data window are black, so every frame comes
-back at the size the mattes are written at.
+Opened by :func:`actormatte.io.plate.open_plate`. The plate's geometry (windows, pixel aspect),
+channel count and pixel type come from the first frame's header; every later frame is checked
+against its display window when read. Frames come back over the plate's working window
+(:mod:`actormatte.io.geometry`: the first frame's data window united with the display window),
+so overscan is kept and the mattes are written over the same window.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from actormatte.errors import InputError
+from actormatte.io.geometry import PlateGeometry, Window, place, spec_windows
 from actormatte.io.plate import Plate
 from actormatte.io.sequence import SequencePattern
 
@@ -55,10 +56,13 @@ class ImageSequencePlate(Plate):
                 f"padding ({pattern.padding} digits)"
             )
         spec = _open_spec(self.path_for(self.frames[0]), self.frames[0])
-        self.width, self.height = spec.full_width, spec.full_height
+        self.geometry = PlateGeometry.from_spec(spec)
+        self.width, self.height = self.geometry.data.size
         self.channels = spec.nchannels
         self.is_float = spec.format.basetype in _FLOAT_TYPES
-        self._origin = (spec.full_x, spec.full_y)
+        self.header = spec_metadata(spec)
+        self._headers: tuple[int, list[tuple[str, object, object]]] | None = None
+        self._warned_outside = False
 
     def path_for(self, frame: int) -> str:
         """The file of ``frame``."""
@@ -84,41 +88,50 @@ class ImageSequencePlate(Plate):
                     f"plate frame {frame} is unreadable (truncated or corrupt?): {file}: "
                     f"{inp.geterror()}; re-render or re-copy it"
                 )
+            self._headers = (frame, carried_attributes(spec))
         finally:
             inp.close()
         pixels = np.asarray(pixels, dtype=np.float32).reshape(
             spec.height, spec.width, hi - lo
         )  # (h, w, channels read) data window
         rgb = pixels[:, :, [p - lo for p in picks]]  # (h, w, 3)
-        return self._to_display_window(rgb, spec)
+        return self._to_working_window(rgb, spec, file)
+
+    def carried_attributes(self, frame: int) -> list[tuple[str, object, object]]:
+        """Header attributes of ``frame`` the mattes copy (timecode, frame rate).
+
+        Returns:
+            ``(name, OIIO TypeDesc, value)`` triples, empty when the file has none.
+        """
+        if self._headers is not None and self._headers[0] == frame:
+            return self._headers[1]
+        return carried_attributes(_open_spec(self.path_for(frame), frame))
 
     def _check_size(self, spec: oiio.ImageSpec, file: str, frame: int) -> None:
         if spec.deep:
             raise InputError(f"plate frame {frame} is a deep image: {file}; flatten it first")
-        if (spec.full_width, spec.full_height) != (self.width, self.height):
+        display = spec_windows(spec)[1]
+        if display != self.geometry.display:
+            plate = self.geometry.display
             raise InputError(
-                f"plate frame {frame} is {spec.full_width}x{spec.full_height} but the plate is "
-                f"{self.width}x{self.height}: {file}; re-render it at the plate size"
+                f"plate frame {frame} is {display.width}x{display.height} but the plate is "
+                f"{plate.width}x{plate.height} (display windows {display}, {plate}): {file}; "
+                "re-render it at the plate size"
             )
 
-    def _to_display_window(self, rgb: np.ndarray, spec: oiio.ImageSpec) -> np.ndarray:
-        """Place the data window's pixels into a display-window-sized black frame.
+    def _to_working_window(self, rgb: np.ndarray, spec: oiio.ImageSpec, file: str) -> np.ndarray:
+        """Place the data window's pixels in the plate's working window (black elsewhere).
 
         Shape:
-            rgb: (h, w, 3) data window. Returns (H, W, 3) display window.
+            rgb: (h, w, 3) data window. Returns (H, W, 3), the working window.
         """
-        full_x, full_y = self._origin
-        if (spec.x, spec.y, spec.width, spec.height) == (full_x, full_y, self.width, self.height):
-            return np.ascontiguousarray(rgb)
-        out = np.zeros((self.height, self.width, 3), dtype=np.float32)
-        x0, y0 = max(spec.x, full_x), max(spec.y, full_y)
-        x1 = min(spec.x + spec.width, full_x + self.width)
-        y1 = min(spec.y + spec.height, full_y + self.height)
-        if x1 > x0 and y1 > y0:
-            out[y0 - full_y : y1 - full_y, x0 - full_x : x1 - full_x] = rgb[
-                y0 - spec.y : y1 - spec.y, x0 - spec.x : x1 - spec.x
-            ]
-        return out
+        data = Window(spec.x, spec.y, spec.width, spec.height)
+        if not self.geometry.data.contains(data) and not self._warned_outside:
+            self._warned_outside = True
+            logger.warning("%s: data window %s reaches outside the plate's %s (the first "
+                           "frame's data window and the display); those pixels are not matted",
+                           file, data, self.geometry.data)
+        return place(rgb, data, self.geometry.data)
 
 
 def _open_spec(file: str, frame: int) -> oiio.ImageSpec:
@@ -127,6 +140,22 @@ def _open_spec(file: str, frame: int) -> oiio.ImageSpec:
         return inp.spec()
     finally:
         inp.close()
+
+
+_CARRIED = ("smpte:TimeCode", "FramesPerSecond", "smpte:KeyCode")
+_COLOUR_KEYS = ("oiio:ColorSpace", "chromaticities", "dpx:Transfer", "dpx:Colorimetric",
+                "oiio:BitsPerSample", "oiio:Gamma")
+
+
+def carried_attributes(spec: oiio.ImageSpec) -> list[tuple[str, object, object]]:
+    """The attributes of a plate header that mattes carry: ``(name, TypeDesc, value)``."""
+    return [(str(a.name), a.type, a.value) for a in spec.extra_attribs
+            if str(a.name) in _CARRIED]
+
+
+def spec_metadata(spec: oiio.ImageSpec) -> dict[str, object]:
+    """The colour-related header attributes of a plate frame (for the colour default)."""
+    return {str(a.name): a.value for a in spec.extra_attribs if str(a.name) in _COLOUR_KEYS}
 
 
 def _rgb_channels(spec: oiio.ImageSpec) -> list[int]:

@@ -21,6 +21,7 @@ from types import TracebackType
 import numpy as np
 
 from actormatte.errors import InputError
+from actormatte.io.geometry import PlateGeometry
 from actormatte.io.sequence import parse_plate_pattern
 
 logger = logging.getLogger(__name__)
@@ -35,10 +36,13 @@ class Plate(abc.ABC):
     Attributes:
         path: The plate as the user gave it (pattern or movie path).
         frames: Sorted plate frame numbers that exist.
-        width: Frame width in pixels (the display window for EXR).
+        width: Frame width in pixels: the working window's (:mod:`.geometry`; with overscan,
+            the data window's), what :meth:`read` returns and the mattes cover.
         height: Frame height in pixels.
         is_float: Pixels are stored as float (half/float EXR, float TIFF), i.e. scene-referred.
         channels: Number of channels stored in the files (1 grey, 3 RGB, 4 RGBA, ...).
+        header: Colour-related attributes of the first frame's header (``oiio:ColorSpace``,
+            ``chromaticities``, ``dpx:Transfer``...), for the colour default.
     """
 
     path: str
@@ -47,6 +51,28 @@ class Plate(abc.ABC):
     height: int
     is_float: bool
     channels: int
+    header: dict[str, object] = {}  # noqa: RUF012 - readers replace it, never mutate it
+    _geometry: PlateGeometry | None = None
+
+    @property
+    def geometry(self) -> PlateGeometry:
+        """Windows and pixel aspect (full frame, square pixels unless the reader knows more)."""
+        if self._geometry is None:
+            return PlateGeometry.full_frame(self.width, self.height)
+        return self._geometry
+
+    @geometry.setter
+    def geometry(self, value: PlateGeometry) -> None:
+        self._geometry = value
+
+    @property
+    def pixel_aspect(self) -> float:
+        """Pixel width / pixel height."""
+        return self.geometry.pixel_aspect
+
+    def carried_attributes(self, frame: int) -> list[tuple[str, object, object]]:
+        """Header attributes of ``frame`` that the mattes copy (timecode, frame rate)."""
+        return []
 
     @abc.abstractmethod
     def read(self, frame: int) -> np.ndarray:

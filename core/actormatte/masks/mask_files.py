@@ -2,6 +2,13 @@
 
 Used by :mod:`actormatte.masks.keyframes`; the rules are in its module docstring. Files are read
 with OpenImageIO in their own data type, so 16-bit ids and float EXR ids arrive unscaled.
+
+Placement: a mask is placed in the plate's working window (:mod:`actormatte.io.geometry`) by
+pixel coordinates. A mask whose display window has the plate's display size (every PNG/TIFF
+exported at plate resolution, every Nuke EXR roto render, whose data window is the roto's
+bounding box) is placed by its data window, zero outside it. A mask without windows that has the
+size of the plate's working window (exported with the overscan) covers that window. Anything else
+is refused with the sizes it has and needs.
 """
 
 from __future__ import annotations
@@ -11,17 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from actormatte.errors import InputError
+from actormatte.io.geometry import PlateGeometry, Window, place, spec_windows
 
 _ID_TOLERANCE = 1e-3
 _MAX_ID_VALUE = 65535
 _REFUSED_SUFFIXES = (".jpg", ".jpeg", ".jpe")
 
 
-def _read_image(path: Path, flag: str) -> tuple[np.ndarray, int]:
+def _read_image(path: Path, flag: str) -> tuple[np.ndarray, int, tuple[Window, Window]]:
     """Read every channel in the file's own data type.
 
     Returns:
-        Pixels of shape (H, W, C) and the alpha channel's index (-1 when there is none).
+        Pixels of shape (h, w, C) over the data window, the alpha channel's index (-1 when there
+        is none) and the file's (data, display) windows.
     """
     import OpenImageIO as oiio  # a core dependency; imported here to keep module import light
 
@@ -37,20 +46,38 @@ def _read_image(path: Path, flag: str) -> tuple[np.ndarray, int]:
     try:
         pixels = image_in.read_image(oiio.UNKNOWN)
         alpha = int(image_in.spec().alpha_channel)
+        windows = spec_windows(image_in.spec())
     finally:
         image_in.close()
     if pixels is None:
         raise InputError(f"{flag} {path}: cannot decode its pixels; re-save it as PNG or EXR")
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]  # (H, W) -> (H, W, 1)
-    return pixels, alpha
+    return pixels, alpha, windows
 
 
-def _check_size(array: np.ndarray, plate_size: tuple[int, int], flag: str, path: Path) -> None:
-    height, width = array.shape[:2]
-    if (width, height) != tuple(plate_size):
-        raise InputError(f"{flag} {path}: the mask is {width}x{height} but the plate is "
-                         f"{plate_size[0]}x{plate_size[1]}; export the mask at plate resolution")
+def _to_plate(array: np.ndarray, windows: tuple[Window, Window], plate_size: tuple[int, int],
+              flag: str, path: Path) -> np.ndarray:
+    """Place a mask channel in the plate's working window (module docstring).
+
+    Shape:
+        array: (h, w) over the mask's data window; returns (H, W), the plate's working window.
+    """
+    geometry = getattr(plate_size, "geometry", None)
+    if not isinstance(geometry, PlateGeometry):
+        geometry = PlateGeometry.full_frame(int(plate_size[0]), int(plate_size[1]))
+    data, display = windows
+    if display.size == geometry.display.size:
+        dx, dy = geometry.display.x - display.x, geometry.display.y - display.y
+        return place(array, Window(data.x + dx, data.y + dy, data.width, data.height),
+                     geometry.data)
+    if data == display and (data.x, data.y) == (0, 0) and data.size == geometry.data.size:
+        return np.ascontiguousarray(array)
+    plate = f"{geometry.display.width}x{geometry.display.height}"
+    if geometry.data != geometry.display:
+        plate += f" (data window {geometry.data})"
+    raise InputError(f"{flag} {path}: the mask's format is {display.width}x{display.height} "
+                     f"but the plate is {plate}; export the mask at plate resolution")
 
 
 def read_id_map(path: Path, plate_size: tuple[int, int], flag: str = "--masks") -> np.ndarray:
@@ -62,9 +89,8 @@ def read_id_map(path: Path, plate_size: tuple[int, int], flag: str = "--masks") 
     Raises:
         InputError: Unreadable file, wrong size, non-integer or negative ids.
     """
-    pixels, _ = _read_image(path, flag)
-    first = pixels[:, :, 0]
-    _check_size(first, plate_size, flag, path)
+    pixels, _, windows = _read_image(path, flag)
+    first = _to_plate(pixels[:, :, 0], windows, plate_size, flag, path)
     if np.issubdtype(first.dtype, np.integer):
         ids = first.astype(np.int64)
     else:
@@ -91,11 +117,11 @@ def read_actor_mask(path: Path, plate_size: tuple[int, int],
     Shape:
         (H, W) bool.
     """
-    pixels, alpha = _read_image(path, flag)
+    pixels, alpha, windows = _read_image(path, flag)
     channel = pixels[:, :, 0]
     if alpha >= 0 and pixels[:, :, alpha].min() != pixels[:, :, alpha].max():
         channel = pixels[:, :, alpha]
-    _check_size(channel, plate_size, flag, path)
+    channel = _to_plate(channel, windows, plate_size, flag, path)
     if np.issubdtype(channel.dtype, np.integer):
         scale = float(np.iinfo(channel.dtype).max)
         return channel.astype(np.float64) / scale > 0.5

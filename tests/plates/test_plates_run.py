@@ -1,0 +1,57 @@
+"""End to end through pipeline.run on real-plate features: overscan, 2:1 pixels, a bbox roto
+mask, timecode; tiny sizes (64-px matting, plate-size XMem) to stay fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from plate_files import read_spec, timecode, write_exr
+
+from actormatte import pipeline
+from actormatte.config import MaskConfig, MatteConfig, PropagateConfig
+from actormatte.export import read_matte_exr
+from actormatte.jobs import WorkFolder
+
+DISPLAY = (0, 0, 64, 48)
+SMALL = MatteConfig(size=64)
+PLATE_XMEM = PropagateConfig(size=-1, checkpoint_every=2)
+
+
+def _plate(folder: Path, frames: range) -> tuple[str, Path]:
+    """80x56 data window at (-8,-4) over a 64x48 display, 2:1 pixels, an actor box."""
+    yy, xx = np.mgrid[0:56, 0:80].astype(np.float32)
+    for index, frame in enumerate(frames):
+        rgb = np.stack([(xx * 3 + index) % 64, (yy * 5) % 64, (xx + yy) % 64], -1) / 255.0
+        rgb[16:36, 30 + index:44 + index] = (0.9, 0.3, 0.1)
+        write_exr(folder / f"p.{frame:04d}.exr", rgb.astype(np.float32), origin=(-8, -4),
+                  display=DISPLAY, pixel_aspect=2.0,
+                  attributes={"smpte:TimeCode": timecode(abs(frame)),
+                              "FramesPerSecond": ("rational", (25, 1))})
+    roto = np.ones((20, 14, 1), np.float32)  # the box, as a Nuke bbox render (display coords)
+    write_exr(folder / "roto.exr", roto, origin=(22, 12), display=DISPLAY, channels=("A",))
+    return str(folder / "p.####.exr"), folder / "roto.exr"
+
+
+def test_overscan_anamorphic_plate_end_to_end(tmp_path: Path, models_dir: Path) -> None:
+    pattern, roto = _plate(tmp_path, range(1, 4))
+    masks = MaskConfig(actor_masks=(f"bob={roto}@1",))
+    options = pipeline.RunOptions(plate=pattern, out=str(tmp_path / "out"), masks=masks,
+                                  models=str(models_dir), device="cpu", propagate=PLATE_XMEM,
+                                  matte=SMALL)
+    result = pipeline.run(options)
+    assert result.frames_written == 3
+    for frame in (1, 2, 3):
+        path = tmp_path / "out" / f"p_mattes.{frame:04d}.exr"
+        spec = read_spec(path)
+        assert (spec.x, spec.y, spec.width, spec.height) == (-8, -4, 80, 56)
+        assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == DISPLAY
+        assert spec.get_float_attribute("PixelAspectRatio") == 2.0
+        assert tuple(spec.getattribute("smpte:TimeCode")) == timecode(frame)[1]
+        alpha = read_matte_exr(path)[0]["bob"]
+        assert alpha.shape == (56, 80) and np.isfinite(alpha).all()
+    # The bbox roto (display 22,12) lands at data-window pixel (30, 16): the plate's box.
+    ids = WorkFolder(result.work).read_mask(1, (80, 56))
+    expected = np.zeros((56, 80), bool)
+    expected[16:36, 30:44] = True
+    np.testing.assert_array_equal(ids > 0, expected)
