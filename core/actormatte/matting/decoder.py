@@ -18,6 +18,7 @@ Called by :class:`actormatte.matting.model.MaggieNetwork`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from actormatte.matting.attention import FFN, InstanceMatteDecoder
 from actormatte.matting.config import MaggieArchConfig
 from actormatte.matting.encoder import EncoderFeatures
 from actormatte.matting.outputs import MattingOutput
-from actormatte.matting.sparse import detail_layer_modules, predict_details
+from actormatte.matting.sparse import Backend, detail_layer_modules, predict_details
 from actormatte.matting.spectral_norm import SpectralNormConv2d
 from actormatte.matting.temporal import ConvGRU, DiffModule, bidirectional_gru, temporal_diffs
 from actormatte.matting.uncertainty import (
@@ -37,6 +38,9 @@ from actormatte.matting.uncertainty import (
     compute_unknown,
     fuse_predictions,
 )
+
+if TYPE_CHECKING:
+    from actormatte.matting.sparse_spconv import SpconvProgram
 
 
 class DecoderBlock(nn.Module):
@@ -116,6 +120,10 @@ class MaggieDecoder(nn.Module):
         self.refine_OS8 = InstanceMatteDecoder(dim, out_dim, config.num_mask, config.atten_block)
         for name, module in detail_layer_modules():
             self.add_module(name, module)
+        # Sparse backend of the detail branch (set by configure_sparse_backend at load); the
+        # spconv modules are plain attributes, not submodules: the state dict is unchanged.
+        self.sparse_backend: Backend = "auto"
+        self.spconv_program: SpconvProgram | None = None
         self.os8_temp_module: ConvGRU | None = None
         self.diff_module: DiffModule | None = None
         if config.is_video:
@@ -188,7 +196,8 @@ class MaggieDecoder(nn.Module):
         kernels = coarse.kernels[:, None, :num].expand(-1, frames, -1, -1)  # (B, T, N, C)
         logits = predict_details(self, coarse.detail_feat.flatten(0, 1),
                                  kernels.reshape(batch * frames, num, -1),
-                                 feats.fea1, feats.fea2, feats.fea3, unknown)
+                                 feats.fea1, feats.fea2, feats.fea3, unknown,
+                                 backend=self.sparse_backend, program=self.spconv_program)
         size = unknown.shape[-2:]
         os4 = F.interpolate(logits.os4, scale_factor=4, mode="bilinear", align_corners=False)
         alpha_os4 = os4.tanh_().add_(1).div_(2).view(unknown.shape)  # (BT*N,1,H,W)->(BT,N,H,W)

@@ -25,6 +25,11 @@ from actormatte.matting.config import (
     variant_from_config,
 )
 from actormatte.matting.model import MaggieNetwork, build_network
+from actormatte.matting.sparse_backend import (
+    Backend,
+    configure_sparse_backend,
+    resolve_sparse_backend,
+)
 from actormatte.matting.spectral_norm import (
     SPECTRAL_NORM_MODES,
     SpectralNormMode,
@@ -128,7 +133,8 @@ def check_state_dict(expected: dict[str, torch.Tensor], state: dict[str, torch.T
 
 def load_maggie(source: str | Path, variant: Variant | None = None, *,
                 spectral_norm: SpectralNormMode = "frozen",
-                device: str | torch.device = "cpu") -> MaggieNetwork:
+                device: str | torch.device = "cpu",
+                sparse_backend: Backend = "auto") -> MaggieNetwork:
     """Build a MaGGIe network and load a checkpoint into it strictly.
 
     Args:
@@ -139,17 +145,22 @@ def load_maggie(source: str | Path, variant: Variant | None = None, *,
         spectral_norm: ``"frozen"`` (W/sigma computed once now; deterministic, the default) or
             ``"stateful"`` (the official per-call power iteration, state carried across calls).
         device: where the network is placed.
+        sparse_backend: detail-branch backend: ``"auto"`` (spconv on CUDA when it imports,
+            else the pure-PyTorch one), ``"torch"`` or ``"spconv"`` (CUDA; on the CPU a
+            single-threaded test path). spconv modules are built once here, on ``device``.
 
     Returns:
         The network in eval mode on ``device``.
 
     Raises:
         WeightsError: unreadable file, config values or tensors that do not match.
-        InputError: a bad ``variant`` or ``spectral_norm`` value.
+        InputError: a bad ``variant``, ``spectral_norm`` or ``sparse_backend`` value.
+        DependencyError: ``sparse_backend="spconv"`` without an importable spconv.
     """
     if spectral_norm not in SPECTRAL_NORM_MODES:
         raise InputError(f"spectral_norm must be one of {SPECTRAL_NORM_MODES}, "
                          f"got {spectral_norm!r}")
+    resolve_sparse_backend(sparse_backend, torch.device(device).type)  # fail before reading
     weights_path, config_path = _resolve(source)
     config_json = _read_config(config_path) if config_path is not None else None
     arch: MaggieArchConfig | None = None
@@ -168,5 +179,8 @@ def load_maggie(source: str | Path, variant: Variant | None = None, *,
     net.load_state_dict(state, strict=True)
     del state
     set_spectral_norm_mode(net, spectral_norm)
-    logger.info("loaded MaGGIe %s from %s (spectral norm %s)", chosen, weights_path, spectral_norm)
-    return net.to(device).eval()
+    net = net.to(device).eval()
+    choice = configure_sparse_backend(net.decoder, sparse_backend, device)
+    logger.info("loaded MaGGIe %s from %s (spectral norm %s, sparse backend %s: %s)", chosen,
+                weights_path, spectral_norm, choice.name, choice.reason)
+    return net

@@ -7,11 +7,17 @@ same function (MAGGIE_SPEC.md §10):
 
 * ``"torch"``: rulebook sparse convs in pure PyTorch (:mod:`.sparse_ops`), CPU or CUDA,
   deterministic for any thread count. The default everywhere except CUDA-with-spconv.
-* ``"spconv"``: spconv 2.3 on CUDA tensors (:mod:`.sparse_spconv`, imported lazily), the
-  official implementation's library; same semantics, different summation order.
+* ``"spconv"``: spconv 2.3 (:mod:`.sparse_spconv`, imported lazily), the official
+  implementation's library; same semantics, different summation order. Its modules are built
+  once by :func:`configure_sparse_backend` (``load_maggie`` calls it). On CUDA tensors it is the
+  product path; on CPU tensors a test path only (single-threaded, bias added after the conv).
 
-``"auto"`` picks spconv for CUDA tensors when it imports, else torch. spconv is never used on
-the CPU: its CPU kernels race with more than one thread (spec §16).
+``"auto"`` picks spconv for CUDA when it imports, else torch; it never picks spconv on the CPU
+(its CPU kernels race with more than one thread, spec §16). :func:`resolve_sparse_backend` says
+which backend a setting gives on a device and why (``actormatte info`` reports it).
+
+Both backends compute in float32 whatever autocast is active: the site logits go through the
+official float32 -99/+99 round trip, and the branch is a small part of the FLOPs.
 
 Batching: one sparse batch element per (frame, instance), ``n = t * N + j`` (frame-major). The
 torch backend processes consecutive elements in chunks of at most ``max_sites`` OS1 sites
@@ -23,12 +29,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from actormatte.errors import InputError, ShapeError
+from actormatte.errors import ShapeError
+from actormatte.matting.sparse_backend import (
+    SPARSE_BACKENDS,
+    Backend,
+    configure_sparse_backend,
+    resolve_sparse_backend,
+)
 from actormatte.matting.sparse_layers import (
     LevelRules,
     build_detail_layers,
@@ -43,9 +55,14 @@ from actormatte.matting.sparse_ops import (
     tile_rulebook,
 )
 
+if TYPE_CHECKING:
+    from actormatte.matting.sparse_spconv import SpconvProgram
+
+__all__ = ["SPARSE_BACKENDS", "Backend", "DetailLogits", "configure_sparse_backend",
+           "detail_layer_modules", "predict_details", "resolve_sparse_backend"]
+
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "torch", "spconv"]
 Subm3Strategy = Literal["auto", "tiles", "taps"]
 
 #: OS1 sites per chunk of batch elements in the torch backend (bounds peak memory).
@@ -119,9 +136,9 @@ class _Inputs:
 
 def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea1: Tensor,
                     fea2: Tensor, fea3: Tensor, unknown: Tensor, *, backend: Backend = "auto",
-                    max_sites: int = DEFAULT_MAX_SITES,
-                    subm3: Subm3Strategy = "auto") -> DetailLogits:
-    """Run the sparse detail branch (spec §10.3) and densify its logits.
+                    max_sites: int = DEFAULT_MAX_SITES, subm3: Subm3Strategy = "auto",
+                    program: SpconvProgram | None = None) -> DetailLogits:
+    """Run the sparse detail branch (spec §10.3) in float32 and densify its logits.
 
     Args:
         layers: The decoder (or any object with the :class:`DetailLayers` attributes).
@@ -131,18 +148,21 @@ def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea
         fea2: OS2 shortcut feature.
         fea3: OS4 shortcut feature.
         unknown: OS1 sites (non-zero = site), per frame and instance.
-        backend: "auto", "torch" or "spconv" (CUDA only).
+        backend: "auto" (spconv on CUDA when it imports, else torch), "torch" or "spconv"
+            (CUDA, or CPU as a single-threaded test path).
         max_sites: Torch backend: OS1 sites per chunk of batch elements (memory bound).
         subm3: Torch backend, 3x3 SubM convs: "tiles" (dense convs on active 16x16 tiles,
             fastest on the CPU), "taps" (gather-GEMM over a neighbour table, used on CUDA where
             cuDNN could pick TF32 for the tile convs) or "auto" (tiles on the CPU only).
+        program: The spconv modules built at load (:func:`configure_sparse_backend`); without
+            it (or on another device) a program is built for this call only.
 
     Returns:
-        The dense OS4 and OS1 logits.
+        The dense OS4 and OS1 logits (float32, also under autocast).
 
     Raises:
         ShapeError: Inconsistent input shapes.
-        InputError: backend="spconv" with CPU tensors.
+        InputError: An unknown backend.
         DependencyError: backend="spconv" without an importable spconv.
 
     Shape:
@@ -152,29 +172,20 @@ def predict_details(layers: DetailLayers, feat_os8: Tensor, kernels: Tensor, fea
     """
     inputs = _Inputs(feat_os8, kernels, fea1, fea2, fea3, unknown)
     _check_shapes(inputs)
-    if _use_spconv(backend, feat_os8.device):
-        from actormatte.matting.sparse_spconv import predict_details_spconv
+    device = feat_os8.device
+    if resolve_sparse_backend(backend, device.type).name == "spconv":
+        if program is None or program.device != device:
+            from actormatte.matting.sparse_spconv import SpconvProgram
 
-        os4, os1 = predict_details_spconv(layers, feat_os8, kernels, fea1, fea2, fea3, unknown)
+            logger.debug("building spconv modules for one call (none built for %s)", device)
+            program = SpconvProgram(layers, device)
+        os4, os1 = program(feat_os8, kernels, fea1, fea2, fea3, unknown)
         return DetailLogits(os4=os4, os1=os1)
-    use_tiles = subm3 == "tiles" or (subm3 == "auto" and feat_os8.device.type == "cpu")
-    return _predict_details_torch(layers, inputs, max_sites, use_tiles)
-
-
-def _use_spconv(backend: Backend, device: torch.device) -> bool:
-    from actormatte.matting.sparse_spconv import require_spconv, spconv_available
-
-    if backend == "torch":
-        return False
-    if backend == "auto":
-        return device.type == "cuda" and spconv_available()
-    if backend == "spconv":
-        if device.type != "cuda":
-            raise InputError("the spconv backend needs CUDA tensors (spconv races on the CPU); "
-                             "use backend='torch' or 'auto' on the CPU")
-        require_spconv()
-        return True
-    raise InputError(f"unknown sparse backend {backend!r}; use 'auto', 'torch' or 'spconv'")
+    use_tiles = subm3 == "tiles" or (subm3 == "auto" and device.type == "cpu")
+    with torch.autocast(device.type, enabled=False):  # float32 weights and logits (see above)
+        inputs = _Inputs(feat_os8.float(), kernels.float(), fea1.float(), fea2.float(),
+                         fea3.float(), unknown)
+        return _predict_details_torch(layers, inputs, max_sites, use_tiles)
 
 
 def _coarse(size: int, factor: int) -> int:
