@@ -110,10 +110,11 @@ def _fail(reporter: Reporter, code: int, message: str) -> int:
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
-    oom_type = getattr(sys.modules.get("torch"), "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
-        return True
-    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    if "torch" not in sys.modules:  # nothing ran on a GPU; do not import torch just to check
+        return False
+    from actormatte.device import is_out_of_memory  # torch, cuDNN, cuBLAS, spconv allocators
+
+    return is_out_of_memory(exc)
 
 
 def _install_signal_handlers(cancel: CancelToken) -> Callable[[], None]:

@@ -1,0 +1,82 @@
+"""Precision resolution, TF32 flags, out-of-memory classification, the GPU fallback warning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from actormatte import pipeline
+from actormatte.cli.main import main
+from actormatte.device import (
+    gpu_fallback_warning,
+    is_out_of_memory,
+    precision_context,
+    resolve_precision,
+)
+from actormatte.errors import InputError
+
+SMI = "| NVIDIA-SMI 580.65.06    Driver Version: 580.65.06    CUDA Version: 13.0  |\n"
+
+
+def test_precision_defaults_and_errors() -> None:
+    assert resolve_precision("auto", "cpu").name == "fp32"
+    assert resolve_precision("auto", "cuda").name == "fp32"
+    tf32 = resolve_precision("tf32", "cuda")
+    assert tf32.tf32 and tf32.autocast_dtype is None
+    assert not resolve_precision("tf32", "cpu").tf32  # TF32 is CUDA only
+    assert resolve_precision("fp16", "cuda").autocast_dtype == torch.float16
+    assert resolve_precision("bf16", "cpu").autocast_dtype == torch.bfloat16
+    with pytest.raises(InputError, match="fp16 on the CPU"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(InputError, match="unknown"):
+        resolve_precision("fp64", "cpu")
+
+
+def test_precision_context_sets_and_restores_tf32() -> None:
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with precision_context(resolve_precision("fp32", "cpu")):
+        assert not torch.backends.cudnn.allow_tf32  # torch's default (True) is overridden
+        assert not torch.backends.cuda.matmul.allow_tf32
+    with precision_context(resolve_precision("tf32", "cuda")):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    with precision_context(resolve_precision("bf16", "cpu")):
+        assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+@pytest.mark.parametrize(("exc", "oom"), [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+    (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+     True),
+    (RuntimeError("/io/include/tensorview/tensor.h(195)\ncuda failed with error 2 out of memory. "
+                  "use CUDA_LAUNCH_BLOCKING=1 to get correct traceback."), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+    (MemoryError("host RAM"), False),
+    (ValueError("out of memory"), False),
+])
+def test_out_of_memory_classifier(exc: BaseException, oom: bool) -> None:
+    assert is_out_of_memory(exc) is oom
+
+
+def test_cudnn_alloc_failure_exits_3(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")
+
+    monkeypatch.setattr(pipeline, "run", run)
+    assert main(["run", "plate.####.png", "--out", "out", "--masks", "ids.png"]) == 3
+    error = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert error["code"] == 3
+
+
+def test_gpu_fallback_warning() -> None:
+    message = gpu_fallback_warning("auto", False, SMI)
+    assert message is not None and "580.65.06" in message and "install.py --device cuda" in message
+    assert gpu_fallback_warning("auto", True, SMI) is None  # torch uses the GPU
+    assert gpu_fallback_warning("cpu", False, SMI) is None  # the user asked for the CPU
+    assert gpu_fallback_warning("auto", False, None) is None  # no GPU at all
+    assert gpu_fallback_warning("auto", False, "NVIDIA-SMI has failed") is None
