@@ -348,7 +348,8 @@ def _start_fields(command: str, shot: Shot, job: Job, layers: list[str], work: W
               for layer, actor in zip(layers, job.actors, strict=True)]
     return {"command": command, "version": __version__, "plate": job.plate,
             "frames": list(frames or (job.first, job.last)), "actors": actors,
-            "work": str(work.root), "input_colorspace": job.input_colorspace}
+            "work": str(work.root), "input_colorspace": job.input_colorspace,
+            "input_colorspace_reason": shot.colorspace_reason}
 
 
 def _output_fields(stage: MatteStage) -> dict[str, Any]:

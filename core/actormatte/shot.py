@@ -18,8 +18,9 @@ import numpy as np
 
 from actormatte.config import MaskConfig, ReadConfig
 from actormatte.errors import InputError
-from actormatte.io import ColourConverter, ImageSequencePlate, Plate, default_input_colorspace
+from actormatte.io import ColourConverter, ImageSequencePlate, Plate
 from actormatte.io import open_plate as _open_plate
+from actormatte.io.colour_defaults import choose_input_colorspace
 from actormatte.io.geometry import PlateSpace
 from actormatte.masks import (
     KeyframeSet,
@@ -50,6 +51,7 @@ class Shot:
         converter: Plate -> network sRGB conversion.
         plate_path: The plate as an absolute pattern or movie path.
         start_frame: First frame number of a movie.
+        colorspace_reason: Why ``colorspace`` was chosen (io/colour_defaults.py rules).
     """
 
     plate: Plate
@@ -59,6 +61,7 @@ class Shot:
     converter: ColourConverter
     plate_path: str
     start_frame: int = 1
+    colorspace_reason: str = ""
     _last_read: tuple[int, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -124,14 +127,17 @@ def open_shot(plate_path: str, frames: tuple[int, int] | None, read: ReadConfig,
     plate = _open_plate(plate_path, start_frame=read.start_frame)
     first, last = frames if frames is not None else (plate.first, plate.last)
     plate.check_range(first, last)
-    name = colorspace or read.input_colorspace or default_input_colorspace(plate)
+    choice = choose_input_colorspace(plate.header, plate.is_float,
+                                     colorspace or read.input_colorspace)
+    name = choice.name
     converter = ColourConverter(name)
     if isinstance(plate, ImageSequencePlate):
         absolute = plate.pattern.hashes()
         absolute = os.path.abspath(absolute)
     else:
         absolute = os.path.abspath(plate.path)
-    return Shot(plate, first, last, name, converter, absolute, read.start_frame)
+    return Shot(plate, first, last, name, converter, absolute, read.start_frame,
+                colorspace_reason=choice.reason)
 
 
 def load_shot_keyframes(shot: Shot, masks: MaskConfig, models_dir: Path,

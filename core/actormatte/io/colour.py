@@ -60,9 +60,12 @@ def default_input_colorspace(plate: Plate) -> str:
     """The colour space to assume when the user gives none (CONVENTIONS.md, Colour).
 
     Returns:
+        The space the plate's header metadata names (:mod:`.colour_defaults`), else
         :data:`SCENE_LINEAR` (``lin_rec709``) for float plates, :data:`SRGB` (``sRGB``) otherwise.
     """
-    return SCENE_LINEAR if plate.is_float else SRGB
+    from actormatte.io.colour_defaults import choose_input_colorspace
+
+    return choose_input_colorspace(plate.header, plate.is_float).name
 
 
 def soft_clip(values: np.ndarray, knee: float = SOFT_CLIP_KNEE) -> np.ndarray:
