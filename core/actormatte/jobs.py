@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,8 @@ class WorkFolder:
         except FileNotFoundError as exc:
             raise InputError(f"--work {self.root} has no {JOB_FILE}; run `actormatte propagate "
                              f"PLATE --work {self.root} MASKS` first") from exc
+        except PermissionError as exc:
+            raise permission_error(self.job_path, "read") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{self.job_path} is unreadable ({exc}); run `actormatte propagate` "
                              "again with --overwrite") from exc
@@ -193,6 +195,8 @@ class WorkFolder:
             InputError: Missing, unreadable or of another size (the fix: re-run propagate).
         """
         path = self.mask_path(frame)
+        if path.is_file() and not os.access(path, os.R_OK):
+            raise permission_error(path, "read")
         labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if labels is None:
             raise InputError(f"propagated mask of frame {frame} is missing or unreadable: {path}; "
@@ -230,14 +234,41 @@ def keyframes_digest(label_maps: list[tuple[int, np.ndarray]]) -> str:
     return digest.hexdigest()
 
 
+def permission_error(path: Path, action: str) -> InputError:
+    """The error for a file this user may not ``action`` (``read``/``write``), naming the fix.
+
+    Work folders are shared between farm users: the fix is the file's permissions (or running
+    as a user who has them), never re-propagating.
+    """
+    folder = path.parent if action == "write" else path
+    return InputError(f"permission denied: cannot {action} {path}; it belongs to another user "
+                      f"or has restrictive permissions. Give this user {action} access "
+                      f"(e.g. `chmod -R g+rwX {folder}` with a shared group, or umask 002 on "
+                      "the writing nodes), or run as the user who wrote it")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to a temporary file next to ``path`` and rename it into place.
+
+    The temporary file is created with mode 0666 so that the umask (and a default ACL) decide
+    the final permissions, as for any file a program creates (``mkstemp`` would force 0600).
+
+    Raises:
+        InputError: Permission denied (names the file and the fix).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except PermissionError as exc:
+        raise permission_error(path, "write") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+    except PermissionError as exc:
+        tmp.unlink(missing_ok=True)
+        raise permission_error(path, "write") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -35,6 +35,7 @@ from actormatte.errors import InputError
 from actormatte.export import check_output_collision, make_layer_names
 from actormatte.export.comp import make_writer
 from actormatte.jobs import Job, WorkFolder, check_folder_writable
+from actormatte.locks import check_work_unlocked, lock_output, lock_work, releases_locks
 from actormatte.matte import MatteStage, matting_size
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from actormatte.propagate import make_job, run_propagation, work_state
@@ -169,6 +170,7 @@ class RunResult:
     work: str
 
 
+@releases_locks
 def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_progress,
               cancel: CancelToken | None = None,
               events: EventCallback = _no_events) -> PropagateResult:
@@ -189,6 +191,7 @@ def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_
     keyframes = load_shot_keyframes(shot, options.masks, models, device)
     layers = make_layer_names([actor.name for actor in keyframes.actors])
     job = make_job(shot, keyframes, options.propagate, weights_sha256(models, "xmem", xmem_path))
+    lock_work(work.root, "propagate")
     state = work_state(work, job, options.overwrite)
     events("start", _start_fields("propagate", shot, job, layers, work))
     network = None
@@ -205,6 +208,7 @@ def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_
     return PropagateResult(str(work.root), shot.first, shot.last, done - resumed, resumed)
 
 
+@releases_locks
 def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress,
           cancel: CancelToken | None = None, events: EventCallback = _no_events) -> RunResult:
     """Matte ``options.frames`` from a propagated work folder and write the EXRs.
@@ -233,6 +237,8 @@ def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress
                          f"it was {job.width}x{job.height} when propagated; propagate again")
     stage, weights = _matte_stage(shot, job, work, options.out, options.matte, options.export,
                                   models, device)
+    lock_output(stage.writer.out_dir, stage.writer.name, (first, last), "matte")
+    check_work_unlocked(work.root)
     events("start", {**_start_fields("matte", shot, job, list(stage.writer.layers), work,
                                      (first, last)), **_output_fields(stage)})
     todo, skipped = stage.split(first, last, options.export.overwrite)
@@ -243,6 +249,7 @@ def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress
     return _write(stage, first, last, todo, skipped, progress, cancel, events)
 
 
+@releases_locks
 def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
         cancel: CancelToken | None = None, events: EventCallback = _no_events) -> RunResult:
     """The whole shot: propagate, matte and write.
@@ -266,6 +273,8 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     job = make_job(shot, keyframes, options.propagate, weights_sha256(models, "xmem", xmem_path))
     stage, weights = _matte_stage(shot, job, work, str(out), options.matte, options.export,
                                   models, device)
+    lock_work(work.root, "run")
+    lock_output(stage.writer.out_dir, stage.writer.name, (shot.first, shot.last), "run")
     state = work_state(work, job, options.export.overwrite)
     events("start", {**_start_fields("run", shot, job, list(stage.writer.layers), work),
                      **_output_fields(stage)})
