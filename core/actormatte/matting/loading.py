@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from actormatte.device import enable_cuda_determinism
 from actormatte.errors import InputError, WeightsError
 from actormatte.matting.config import (
     MaggieArchConfig,
@@ -180,6 +181,8 @@ def load_maggie(source: str | Path, variant: Variant | None = None, *,
     del state
     set_spectral_norm_mode(net, spectral_norm)
     net = net.to(device).eval()
+    if torch.device(device).type == "cuda":
+        enable_cuda_determinism()  # chunked == single run on CUDA (actormatte.device)
     choice = configure_sparse_backend(net.decoder, sparse_backend, device)
     logger.info("loaded MaGGIe %s from %s (spectral norm %s, sparse backend %s: %s)", chosen,
                 weights_path, spectral_norm, choice.name, choice.reason)

@@ -201,14 +201,23 @@ class MemoryManager:
             parts.append(sim_wm if gi == 0 else sim_wm[:, work.size - work.value_size(gi):])
             group_sim = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
             weights, indices = topk_weights(group_sim, self.config.top_k)  # (1, k, P) each
+            gv = torch.cat([long.values[gi], wv], -1) if len(parts) == 2 else wv
+            values.append(gv)
+            affinity = None
+            if weights.device.type != "cpu":
+                # Dense (1, M, P) affinity: scatter_ of unique top-k rows (no atomics), then
+                # usage as its row sums; a 2-D scatter_add_ would add with CUDA atomics in a
+                # run-dependent order, and chunked runs must equal single runs.
+                affinity = weights.new_zeros((1, group_sim.shape[1], weights.shape[2]))
+                affinity.scatter_(1, indices, weights)
             if gi == 0 and self.config.enable_long_term:
-                usage = topk_usage(weights, indices, group_sim.shape[1])  # (1, L0 + M)
+                usage = (topk_usage(weights, indices, group_sim.shape[1]) if affinity is None
+                         else affinity.sum(2))  # (1, L0 + M)
                 work.update_usage(usage[:, lt_size:].flatten())
                 if lt_size > 0:
                     long.update_usage(usage[:, :lt_size].flatten())
-            gv = torch.cat([long.values[gi], wv], -1) if len(parts) == 2 else wv
-            values.append(gv)
-            readouts.append(read_topk_values(weights, indices, gv))
+            readouts.append(read_topk_values(weights, indices, gv) if affinity is None
+                            else read_values(affinity, gv))
         out = torch.cat(readouts, 0)  # (N, CV, P)
         return out.view(out.shape[0], out.shape[1], height, width)  # (N, CV, h, w)
 

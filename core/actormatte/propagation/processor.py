@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from actormatte.device import enable_cuda_determinism
 from actormatte.errors import InputError, ShapeError
 from actormatte.propagation.config import XMemConfig
 from actormatte.propagation.memory import KVStore, MemoryManager, MemoryState
@@ -128,6 +129,8 @@ class XMemProcessor:
         if net.training:
             logger.warning("XMemProcessor got a network in training mode; switching it to eval")
             net.eval()
+        if any(p.is_cuda for p in net.parameters()):
+            enable_cuda_determinism()  # chunked == single run on CUDA (actormatte.device)
         self.net = net
         self.config = config
         self.state = XMemState(last_deep_frame=-config.deep_update_every,
