@@ -48,8 +48,15 @@ import torch
 from actormatte.checkpoints import CheckpointStore, disk_errors, step_digests
 from actormatte.config import PropagateConfig
 from actormatte.errors import InputError
-from actormatte.jobs import Job, JobActor, WorkFolder, keyframes_digest
+from actormatte.jobs import Job, WorkFolder
 from actormatte.masks import KeyframeSet
+from actormatte.progress import CancelToken
+from actormatte.propagate_job import (  # noqa: F401 - re-exported for the pipeline
+    first_damaged_mask,
+    fixed_identity,
+    make_job,
+    work_state,
+)
 from actormatte.propagation import (
     XMemConfig,
     XMemNet,
@@ -66,8 +73,6 @@ logger = logging.getLogger(__name__)
 
 #: ``<work>/passes/<pass key>/masks/<frame>.png``: each pass's own ID maps.
 PASSES_DIR = "passes"
-#: Job fields a correction may change (see :func:`fixed_identity`).
-_KEYFRAME_FIELDS = ("keyframes", "keyframes_sha256", "actors")
 
 #: ``read(frame) -> (H, W, 3) uint8`` sRGB frame at plate resolution.
 FrameReader = Callable[[int], np.ndarray]
@@ -155,19 +160,29 @@ class Propagator:
         self._size = xmem_image_size(self._height, self._width, config.size)
         self._store = CheckpointStore(work.checkpoint_dir, config.checkpoint_keep)
 
-    def run(self, passes: list[Pass], identity: dict[str, Any]) -> Iterator[tuple[int, bool]]:
+    def run(self, passes: list[Pass], identity: dict[str, Any],
+            cancel: CancelToken | None = None) -> Iterator[tuple[int, bool]]:
         """Yield ``(plate frame, reused)`` as each final ID map is composed.
 
         Args:
             passes: From :func:`plan_passes`.
             identity: The job's fixed identity (:func:`fixed_identity`), in every digest.
+            cancel: Checked at every step of the backfill passes, which yield nothing (the
+                caller checks its own token after each yielded frame).
+
+        Raises:
+            CancelledError: ``cancel`` was set during a backfill pass.
         """
         backfills = [p for p in passes if p.name == "backfill"]
         computed: set[int] = set()
         for step_pass in backfills:
             logger.info("backfill pass from keyframe %d (actors %s)", step_pass.order[0],
                         list(step_pass.owned))
-            computed.update(f for f, ids in self._run_pass(step_pass, identity) if ids is not None)
+            for frame, ids in self._run_pass(step_pass, identity):
+                if ids is not None:
+                    computed.add(frame)
+                if cancel is not None:
+                    cancel.check()
         for step_pass in passes:
             if step_pass.name == "backfill":
                 continue
@@ -363,89 +378,9 @@ def _same_bytes(a: Path, b: Path) -> bool:
         return False
 
 
-def make_job(shot: Shot, keyframes: KeyframeSet, config: PropagateConfig,
-             xmem_sha256: str) -> Job:
-    """The job record of propagating ``keyframes`` over ``shot`` with ``config``."""
-    actors = tuple(JobActor(a.name, a.id, keyframes.first_keyframe(a.id))
-                   for a in keyframes.actors)
-    digest = keyframes_digest([(k.frame, k.label_map()) for k in keyframes.keyframes])
-    options = {"mem_every": config.mem_every, "max_mid_term_frames": config.max_mid_term_frames,
-               "min_mid_term_frames": config.min_mid_term_frames}
-    if not config.backfill:
-        options["backfill"] = 0
-    return Job(plate=shot.plate_path, start_frame=shot.start_frame, first=shot.first,
-               last=shot.last, width=shot.plate.width, height=shot.plate.height,
-               input_colorspace=shot.colorspace, actors=actors,
-               keyframes=tuple(k.frame for k in keyframes.keyframes), keyframes_sha256=digest,
-               xmem_size=config.size, xmem_options=options,
-               xmem_sha256=xmem_sha256)
-
-
-def fixed_identity(job: Job) -> dict[str, Any]:
-    """The part of the job's identity a correction keeps: everything but the keyframes.
-
-    Keyframes, their masks, the actors and the backfill switch may change between runs on one
-    work folder (the passes then resume from their last checkpoint still valid); anything else
-    (plate, range, sizes, XMem options and weights) makes it another propagation.
-    """
-    identity = job.identity()
-    for name in _KEYFRAME_FIELDS:
-        identity.pop(name, None)
-    identity["xmem_options"] = {k: v for k, v in identity.get("xmem_options", {}).items()
-                                if k != "backfill"}
-    return identity
-
-
-def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
-    """What to do with the work folder.
-
-    Returns:
-        ``fresh`` (start over), ``correct`` (same shot, other keyframes: resume each pass from
-        its last valid checkpoint), ``resume`` (incomplete, or a propagated mask is damaged)
-        or ``complete`` (nothing to do).
-
-    Raises:
-        InputError: The folder holds another job and ``overwrite`` is off.
-    """
-    if overwrite or not work.job_path.is_file():
-        return "fresh"
-    try:
-        existing = work.read_job()
-    except InputError:
-        raise InputError(f"--work {work.root}: {work.job_path} is unreadable; pass --overwrite "
-                         "to start the propagation over") from None
-    old, new = fixed_identity(existing), fixed_identity(job)
-    if old != new:
-        changed = sorted(k for k, v in new.items() if old.get(k) != v)
-        raise InputError(f"--work {work.root} holds another propagation (differs in: "
-                         f"{', '.join(changed)}); pass --overwrite to replace it, or choose "
-                         "another --work folder")
-    if existing.identity() != job.identity():
-        logger.info("keyframes changed since the last run; re-propagating what they affect")
-        return "correct"
-    if not existing.complete:
-        return "resume"
-    damaged = first_damaged_mask(work, job)
-    if damaged is not None:
-        logger.warning("the propagated mask of frame %d is damaged (%s); repairing it",
-                       damaged, work.mask_path(damaged))
-        return "resume"
-    return "complete"
-
-
-def first_damaged_mask(work: WorkFolder, job: Job) -> int | None:
-    """The first frame whose ``<work>/masks`` ID map is missing, unreadable or mis-sized."""
-    for frame in job.frames:
-        try:
-            work.read_mask(frame, (job.width, job.height))
-        except InputError:
-            return frame
-    return None
-
-
 def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
                     network: XMemNet | None, config: PropagateConfig, device: str,
-                    state: str) -> Iterator[tuple[int, bool]]:
+                    state: str, cancel: CancelToken | None = None) -> Iterator[tuple[int, bool]]:
     """Propagate (or resume) and yield ``(frame, reused)`` per frame; marks the job complete.
 
     Args:
@@ -457,9 +392,11 @@ def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFold
         config: Stage knobs.
         device: Torch device string.
         state: From :func:`work_state`; ``complete`` needs no network.
+        cancel: Checked during the backfill passes (see :meth:`Propagator.run`).
 
     Raises:
         InputError: The work folder's disk is full (exit 2; no temporary file left).
+        CancelledError: ``cancel`` was set during a backfill pass.
     """
     passes = plan_passes(keyframes, shot.first, shot.last, config.backfill)
     if state == "complete":
@@ -477,6 +414,6 @@ def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFold
         propagator.clear_checkpoint()
     with disk_errors(work.root):
         work.write_job(job)
-    yield from propagator.run(passes, fixed_identity(job))
+    yield from propagator.run(passes, fixed_identity(job), cancel)
     with disk_errors(work.root):
         work.write_job(dataclasses.replace(job, complete=True))
