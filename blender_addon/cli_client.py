@@ -67,6 +67,7 @@ class RunRequest:
         input_colorspace: OCIO colour space of the plate, or None for the CLI's default.
         models: Models folder, or None for the CLI's default.
         overwrite: Recompute frames already in the cache.
+        mask_layers: Pre-rendered layered keyframe EXRs (``PATH@FRAME``, ``--mask-layers``).
     """
 
     plate: str
@@ -84,6 +85,7 @@ class RunRequest:
     input_colorspace: str | None = None
     models: str | None = None
     overwrite: bool = False
+    mask_layers: tuple[str, ...] = ()
 
 
 def _at_frame(path: str, frame: int | None) -> str:
@@ -98,6 +100,8 @@ def _mask_args(request: RunRequest) -> list[str]:
         args += ["--names", ",".join(request.names)]
     for mask in request.actor_masks:
         args += ["--actor-mask", f"{mask.name}={_at_frame(mask.path, mask.frame)}"]
+    for item in request.mask_layers:
+        args += ["--mask-layers", item]
     if request.detect:
         args.append("--detect")
     return args
@@ -133,7 +137,7 @@ def build_run_command(cli: Sequence[str], request: RunRequest) -> list[str]:
     Raises:
         ValueError: The request names no keyframe masks and does not ask for detection.
     """
-    if not (request.id_map or request.actor_masks or request.detect):
+    if not (request.id_map or request.actor_masks or request.mask_layers or request.detect):
         raise ValueError("no keyframe masks: set an ID map, actor masks or 'Detect people'")
     return [*cli, "run", request.plate, "--out", request.out, "--no-progress-bar",
             *_mask_args(request), *_option_args(request)]

@@ -66,7 +66,15 @@ class ActorMatteNode(bpy.types.CompositorNodeCustomGroup):
         ("ID_MAP", "ID Map", "One instance-ID map: 0 background, k actor k"),
         ("ACTOR_MASKS", "Actor Masks", "One binary mask file per actor"),
         ("DETECT", "Detect People", "Automatic person masks (needs the detector's weights)"),
+        ("MASK", "Mask", "A Mask datablock: each mask layer is one actor (its name the actor's), "
+         "rendered at the keyframes"),
     ))
+    mask: PointerProperty(name="Mask", type=bpy.types.Mask,
+                          description="Mask drawn over the plate; one layer per actor")
+    mask_keyframes: StringProperty(
+        name="Keyframes", description="Frames at which the mask is rendered as keyframes, "
+        "separated by blanks or commas (empty: the first frame of the range). Edit and Run "
+        "again: the CLI reuses what did not change")
     id_map: StringProperty(name="ID Map", subtype="FILE_PATH")
     id_map_names: StringProperty(name="Names",
                                  description="Actor names in id order, comma separated "

@@ -17,7 +17,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import cli_client, colorspace, locate, node, preferences
+from . import cli_client, colorspace, keyframes, locate, mask_render, node, preferences
 
 _RUNNING: dict[str, Session] = {}
 
@@ -114,9 +114,50 @@ def _masks(am: node.ActorMatteNode) -> dict[str, Any]:
             for m in am.actor_masks if m.filepath)
         if not masks["actor_masks"]:
             raise SetupError("add at least one actor mask (name and file)")
-    if not masks["detect"] and "id_map" not in masks and "actor_masks" not in masks:
-        raise SetupError("choose the keyframe masks: ID map, actor masks or detect people")
+    if "MASK" in am.masks_mode and am.mask is None:
+        raise SetupError("choose the Mask datablock (one layer per actor), or another kind of "
+                         "keyframe masks")
+    if not masks["detect"] and "id_map" not in masks and "actor_masks" not in masks \
+            and "MASK" not in am.masks_mode:
+        raise SetupError("choose the keyframe masks: ID map, actor masks, mask or detect people")
     return masks
+
+
+def plate_size(context: bpy.types.Context, am: node.ActorMatteNode) -> tuple[int, int]:
+    """The plate's (width, height): the source image's or clip's, else the scene resolution."""
+    data = am.image if am.source_type == "IMAGE" else am.clip if am.source_type == "CLIP" else None
+    size = tuple(getattr(data, "size", (0, 0)) or (0, 0))
+    if len(size) == 2 and size[0] > 0 and size[1] > 0:
+        return int(size[0]), int(size[1])
+    render = context.scene.render
+    return int(render.resolution_x), int(render.resolution_y)
+
+
+def mask_keyframes(context: bpy.types.Context, am: node.ActorMatteNode, plate: str) -> list[int]:
+    """The node's mask keyframes; empty: the first frame of the range."""
+    if am.use_frame_range:
+        first, last = am.frame_first, am.frame_last
+    else:
+        found = keyframes.sequence_first_frame(plate) if am.source_type != "CLIP" else None
+        first, last = (found if found is not None else context.scene.frame_start), None
+    try:
+        return keyframes.parse_keyframes(am.mask_keyframes, first, last)
+    except ValueError as error:
+        raise SetupError(str(error)) from None
+
+
+def render_masks(context: bpy.types.Context, am: node.ActorMatteNode, plate: str,
+                 out: str) -> tuple[str, ...]:
+    """Render the node's Mask at its keyframes into ``<out>/masks`` (``--mask-layers`` items)."""
+    if "MASK" not in am.masks_mode or am.mask is None:
+        return ()
+    frames = mask_keyframes(context, am, plate)
+    stem = f"{bpy.path.clean_name(am.name)}_masks"
+    try:
+        return tuple(mask_render.render_keyframes(am.mask, os.path.join(out, "masks"), stem,
+                                                  frames, plate_size(context, am)))
+    except ValueError as error:
+        raise SetupError(str(error)) from None
 
 
 def cache_dir(am: node.ActorMatteNode) -> str:
@@ -134,11 +175,13 @@ def build_request(context: bpy.types.Context, am: node.ActorMatteNode,
     plate, start_frame, space = plate_of(am)
     chosen = am.input_colorspace or colorspace.ocio_name(space, os.environ)
     frames = (am.frame_first, am.frame_last) if am.use_frame_range else None
+    masks = _masks(am)
+    out = cache_dir(am)
     return cli_client.RunRequest(
-        plate=plate, out=cache_dir(am), frames=frames, start_frame=start_frame, size=am.size,
+        plate=plate, out=out, frames=frames, start_frame=start_frame, size=am.size,
         xmem_size=am.xmem_size, device=am.device, input_colorspace=chosen,
-        models=preferences.models_dir(context),
-        overwrite=overwrite, **_masks(am))
+        models=preferences.models_dir(context), overwrite=overwrite,
+        mask_layers=render_masks(context, am, plate, out), **masks)
 
 
 def start_session(context: bpy.types.Context, am: node.ActorMatteNode,
@@ -180,8 +223,7 @@ def finish(operator: bpy.types.Operator, context: bpy.types.Context, session: Se
             am.status = f"ActorMatte could not load the mattes: {error}"
             operator.report({"ERROR"}, am.status)
             return {"CANCELLED"}
-        am.status = (f"{done.get('frames_written', 0)} frames computed, "
-                     f"{done.get('frames_skipped', 0)} reused from the cache")
+        am.status = keyframes.reuse_summary(done)
         for warning in monitor.warnings:
             operator.report({"WARNING"}, f"ActorMatte: {warning}")
         operator.report({"INFO"}, f"ActorMatte: {am.status}")

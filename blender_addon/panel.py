@@ -59,6 +59,28 @@ class ACTORMATTE_OT_mask_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class ACTORMATTE_OT_keyframe_add(bpy.types.Operator):
+    """Add the current frame to the node's mask keyframes."""
+
+    bl_idname = "actormatte.keyframe_add"
+    bl_label = "Add Current Frame"
+    bl_options = {"REGISTER", "UNDO"}
+
+    tree_name: StringProperty(options={"SKIP_SAVE"})
+    node_name: StringProperty(options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Append ``scene.frame_current`` (kept sorted, no duplicates)."""
+        am = _node_from(context, self.tree_name, self.node_name)
+        if am is None:
+            return {"CANCELLED"}
+        words = am.mask_keyframes.replace(",", " ").split()
+        frames = {int(w) for w in words if w.lstrip("-").isdigit()}
+        frames.add(context.scene.frame_current)
+        am.mask_keyframes = " ".join(str(f) for f in sorted(frames))
+        return {"FINISHED"}
+
+
 def _target(op: object, am: node.ActorMatteNode) -> object:
     op.tree_name = operators.tree_key(am.id_data)  # type: ignore[attr-defined]
     op.node_name = am.name  # type: ignore[attr-defined]
@@ -83,6 +105,14 @@ def _draw_masks(am: node.ActorMatteNode, layout: bpy.types.UILayout) -> None:
                 row.prop(mask, "keyframe", text="")
             _target(row.operator("actormatte.mask_remove", text="", icon="X"), am).index = index
         _target(layout.operator("actormatte.mask_add", icon="ADD"), am)
+    if "MASK" in am.masks_mode:
+        layout.prop(am, "mask", text="")
+        row = layout.row(align=True)
+        row.prop(am, "mask_keyframes")
+        _target(row.operator("actormatte.keyframe_add", text="", icon="KEYFRAME_HLT"), am)
+        if am.mask is not None:
+            names = [layer.name for layer in am.mask.layers if not layer.hide_render]
+            layout.label(text="Actors: " + ", ".join(names))
     if "DETECT" in am.masks_mode:
         layout.label(text="People are detected near the range start", icon="INFO")
 
@@ -119,4 +149,4 @@ def draw_node(am: node.ActorMatteNode, context: bpy.types.Context,
         layout.label(text=am.status)
 
 
-CLASSES = (ACTORMATTE_OT_mask_add, ACTORMATTE_OT_mask_remove)
+CLASSES = (ACTORMATTE_OT_mask_add, ACTORMATTE_OT_mask_remove, ACTORMATTE_OT_keyframe_add)

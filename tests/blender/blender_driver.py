@@ -59,9 +59,32 @@ def _source(node: bpy.types.Node, source: dict) -> None:
         node.filepath = source["path"]
 
 
+def make_mask(layers: dict) -> bpy.types.Mask:
+    """A Mask datablock: per layer a rectangle ``box`` (mask coordinates) and optional
+    ``alpha_keys`` ``[[frame, alpha], ...]`` (keyframed render opacity)."""
+    mask = bpy.data.masks.new("Actors")
+    for name, shape in layers.items():
+        layer = mask.layers.new(name=name)
+        spline = layer.splines.new()
+        spline.points.add(3)
+        x0, y0, x1, y1 = shape["box"]
+        for point, co in zip(spline.points, ((x0, y0), (x1, y0), (x1, y1), (x0, y1)),
+                             strict=True):
+            point.co = co
+            point.handle_type = "VECTOR"
+        spline.use_cyclic = True
+        for frame, alpha in shape.get("alpha_keys", []):
+            layer.alpha = alpha
+            layer.keyframe_insert("alpha", frame=frame)
+    return mask
+
+
 def configure(node: bpy.types.Node, spec: dict) -> None:
     """Set the node's properties from the spec."""
     _source(node, spec["source"])
+    if spec.get("mask"):
+        node.mask = make_mask(spec["mask"])
+        node.mask_keyframes = spec.get("mask_keyframes", "")
     node.input_colorspace = spec.get("input_colorspace", "")
     node.masks_mode = set(spec["masks_mode"])
     node.id_map = spec.get("id_map", "")

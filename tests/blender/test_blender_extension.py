@@ -214,7 +214,8 @@ def test_node_settings_map_to_cli_commands(tmp_path: Path, models_dir: Path,
     assert commands[3][-4:-2] == ["--input-colorspace", "srgb_tx"]
     assert commands[4][3:] == ["--out", "/c", "--no-progress-bar", "--detect",
                                "--frames", "1002-1003", *tail, "--models", str(models_dir)]
-    assert commands[5] == "choose the keyframe masks: ID map, actor masks or detect people"
+    assert commands[5] == ("choose the keyframe masks: ID map, actor masks, mask or detect "
+                           "people")
     assert commands[6] == "choose the source image of the ActorMatte node"
     assert "is not an image sequence or movie" in commands[7]
     assert commands[8].startswith("save the blend file first")

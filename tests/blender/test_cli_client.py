@@ -28,6 +28,30 @@ sys.modules.setdefault("actormatte_blender_addon", _package)
 cli_client = importlib.import_module("actormatte_blender_addon.cli_client")
 locate = importlib.import_module("actormatte_blender_addon.locate")
 colorspace = importlib.import_module("actormatte_blender_addon.colorspace")
+keyframes = importlib.import_module("actormatte_blender_addon.keyframes")
+
+
+def test_keyframe_lists_and_summaries(tmp_path: Path) -> None:
+    assert keyframes.parse_keyframes("", 1001) == [1001]
+    assert keyframes.parse_keyframes("1010, 1003 1010", 1001, 1020) == [1003, 1010]
+    with pytest.raises(ValueError, match="outside the frame range 1001-1020"):
+        keyframes.parse_keyframes("1030", 1001, 1020)
+    with pytest.raises(ValueError, match="not a frame number"):
+        keyframes.parse_keyframes("a", 1001)
+    for frame in (1007, 1003, 10001):
+        (tmp_path / f"plate.{frame:04d}.exr").touch()
+    (tmp_path / "plate_v2.0001.exr").touch()
+    assert keyframes.sequence_first_frame(str(tmp_path / "plate.####.exr")) == 1003
+    assert keyframes.sequence_first_frame(str(tmp_path / "none.####.exr")) is None
+    assert keyframes.reuse_summary({"frames_written": 2, "frames_skipped": 4}) == \
+        "2 frames computed, 4 reused from the cache"
+    assert keyframes.reuse_summary({"frames_written": 1, "frames_propagated": 3,
+                                    "frames_resumed": 7}).endswith(
+        "; propagation 3 computed, 7 reused")
+    request = cli_client.RunRequest(plate="/p/a.####.exr", out="/o",
+                                    mask_layers=("/o/masks/m.1001.exr@1001",))
+    assert cli_client.build_run_command(["am"], request)[6:8] == [
+        "--mask-layers", "/o/masks/m.1001.exr@1001"]
 
 
 def test_parse_line_keeps_protocol_objects_only() -> None:
