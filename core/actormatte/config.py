@@ -16,6 +16,8 @@ SCHEDULES = ("window5", "reference")
 RESAMPLES = ("auto", "aligned", "official")
 UPSAMPLES = ("bilinear", "guided")
 DEVICES = ("auto", "cpu", "cuda")
+SPARSE_BACKENDS = ("auto", "torch", "spconv")  # actormatte.matting.sparse_backend
+PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16")  # actormatte.device
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class MatteConfig:
             ``auto`` = official for the ``reference`` schedule, aligned otherwise.
         upsample: ``bilinear`` (default) or ``guided``: refine each alpha at plate resolution
             in its uncertain band with the plate as guide (``matting/guided.py``).
+        sparse_backend: detail-branch backend: ``auto`` (spconv on CUDA when it imports, else
+            the pure-PyTorch one), ``torch`` or ``spconv`` (docs/GPU.md).
+        precision: ``auto`` (fp32 on every device), ``fp32``, ``tf32`` (CUDA), ``fp16``
+            (CUDA) or ``bf16``: autocast for the dense parts of MaGGIe (``actormatte.device``).
     """
 
     size: int = 576
@@ -92,6 +98,8 @@ class MatteConfig:
     max_instances: int = 10
     resample: str = "auto"
     upsample: str = "bilinear"
+    sparse_backend: str = "auto"
+    precision: str = "auto"
 
     @property
     def resample_mode(self) -> str:
@@ -114,6 +122,12 @@ class MatteConfig:
         if self.resample not in RESAMPLES:
             raise InputError(f"--resample {self.resample!r} is unknown; use one of "
                              f"{', '.join(RESAMPLES)}")
+        if self.sparse_backend not in SPARSE_BACKENDS:
+            raise InputError(f"--sparse-backend {self.sparse_backend!r} is unknown; use one of "
+                             f"{', '.join(SPARSE_BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision!r} is unknown; use one of "
+                             f"{', '.join(PRECISIONS)}")
         if self.upsample not in UPSAMPLES:
             raise InputError(f"--upsample {self.upsample!r} is unknown; use one of "
                              f"{', '.join(UPSAMPLES)}")

@@ -22,9 +22,11 @@ CPU and CUDA, or fp32 and fp16, agree within tolerances, not bit for bit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -85,6 +87,28 @@ def resolve_precision(name: str, device_type: str) -> Precision:
     if name == "tf32" and device_type != "cuda":
         reason += f" (TF32 exists only on CUDA: float32 on {device_type})"
     return Precision(name, device_type, _AUTOCAST.get(name), tf32, reason)
+
+
+def precision_forward(forward: Callable[..., Any], precision: Precision) -> Callable[..., Any]:
+    """``forward`` run under :func:`precision_context`, floating outputs back in float32.
+
+    The result of ``forward`` is a tensor or a dataclass of tensors (``MattingOutput``).
+    """
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with precision_context(precision):
+            out = forward(*args, **kwargs)
+        return _to_float32(out)
+
+    return run
+
+
+def _to_float32(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        changes = {f.name: _to_float32(getattr(out, f.name)) for f in dataclasses.fields(out)}
+        return dataclasses.replace(out, **changes)
+    return out
 
 
 def set_tf32(enabled: bool) -> None:

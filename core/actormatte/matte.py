@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from actormatte.config import MatteConfig
+from actormatte.device import precision_forward, resolve_precision
 from actormatte.export import MatteWriter
 from actormatte.jobs import Job, WorkFolder
 from actormatte.matting.loading import load_maggie
@@ -137,8 +138,11 @@ class MatteStage:
         """
         variant: Literal["video", "image"] = (
             "image" if self.model_name() == "maggie-image" else "video")
-        net = load_maggie(weights.parent, variant, device=self.device)
-        forward = net.__call__
+        net = load_maggie(weights.parent, variant, device=self.device,
+                          sparse_backend=self.config.sparse_backend)  # type: ignore[arg-type]
+        # --precision: autocast/TF32 around each forward, outputs float32 (actormatte.device)
+        forward = precision_forward(net.__call__, resolve_precision(
+            self.config.precision, torch.device(self.device).type))
         self.runner = WindowRunner(forward if variant == "video" else None,
                                    forward if variant == "image" else None,
                                    self.config.schedule, self.config.window, self.config.stride,

@@ -15,8 +15,10 @@ from typing import Any
 from actormatte.cli.protocol import Reporter
 from actormatte.config import (
     DEVICES,
+    PRECISIONS,
     RESAMPLES,
     SCHEDULES,
+    SPARSE_BACKENDS,
     UPSAMPLES,
     ExportConfig,
     MaskConfig,
@@ -116,6 +118,12 @@ def add_matting(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upsample", choices=UPSAMPLES, default="bilinear",
                         help="bilinear (default) or guided: refine each alpha at plate "
                              "resolution in its uncertain band with the plate as guide")
+    parser.add_argument("--sparse-backend", choices=SPARSE_BACKENDS, default="auto",
+                        help="MaGGIe detail branch: auto (spconv on CUDA when installed, else "
+                             "torch; the default), torch or spconv (docs/GPU.md)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="MaGGIe precision: auto (fp32 on every device; the default), fp32, "
+                             "tf32 (CUDA), fp16 (CUDA) or bf16 (docs/GPU.md)")
     add_comp(parser)
 
 
@@ -175,7 +183,9 @@ def matte_from_args(args: argparse.Namespace) -> MatteConfig:
     """The :class:`MatteConfig` of the flags."""
     return MatteConfig(size=args.size, schedule=args.schedule,
                        resample=getattr(args, "resample", "auto"),
-                       upsample=getattr(args, "upsample", "bilinear"))
+                       upsample=getattr(args, "upsample", "bilinear"),
+                       sparse_backend=getattr(args, "sparse_backend", "auto"),
+                       precision=getattr(args, "precision", "auto"))
 
 
 def export_from_args(args: argparse.Namespace) -> ExportConfig:
