@@ -29,6 +29,7 @@ from actormatte.matting.loading import load_maggie
 from actormatte.matting.resample import Resample, plan_for_shot
 from actormatte.matting.windows import WindowRunner
 from actormatte.progress import CancelToken
+from actormatte.provenance import provenance_for_stage, split_frames
 from actormatte.shot import Shot
 
 _PAD = 64
@@ -125,6 +126,7 @@ class MatteStage:
                                      plan_for_shot(shot, job, config))
         self.runner = WindowRunner(None, None, config.schedule, config.window, config.stride,
                                    config.max_instances)
+        self.provenance = provenance_for_stage(self)
 
     def model_name(self) -> str:
         """The MaGGIe model this shot needs: the image model for a 1-frame shot."""
@@ -149,14 +151,10 @@ class MatteStage:
                                    self.config.max_instances)
 
     def split(self, first: int, last: int, overwrite: bool) -> tuple[list[int], list[int]]:
-        """Frames of ``first .. last`` to compute, and frames already complete on disk."""
-        todo, done = [], []
-        for frame in range(first, last + 1):
-            if not overwrite and self.writer.is_complete(frame):
-                done.append(frame)
-            else:
-                todo.append(frame)
-        return todo, done
+        """Frames of ``first .. last`` to compute, and frames to reuse (actormatte.provenance)."""
+        split = split_frames(range(first, last + 1), self.provenance, self.writer, overwrite)
+        self.stale = split.stale
+        return split.todo, split.reused
 
     def frames_read(self, todo: Sequence[int]) -> tuple[int, int] | None:
         """First and last plate frame the windows for ``todo`` read (``None``: nothing to do)."""
@@ -193,7 +191,8 @@ class MatteStage:
         return self.writer.write(frame, {layer: mattes[k] for k, layer in enumerate(layers)},
                                  {"plate_frame": str(frame),
                                   "plate_file": self.shot.plate.path_for(frame),
-                                  "window": self.window_label(frame)})
+                                  "window": self.window_label(frame),
+                                  **self.provenance.metadata(frame)})
 
 
 class MatteStream:
