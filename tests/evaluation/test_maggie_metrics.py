@@ -131,3 +131,15 @@ def test_messddt_index_swaps_rows_and_columns() -> None:
     taken = second.ravel()[np.clip(cols, 0, H - 1) * W + np.clip(rows, 0, W - 1)]
     assert num == pytest.approx(float((taken.astype(np.float64) ** 2).sum()), rel=1e-5)
     assert den == H * W + 1
+
+
+@pytest.mark.parametrize("border, mode", [(0, "constant"), (1, "nearest")])
+def test_separable_amplitude_equals_the_2d_filter(border: int, mode: str) -> None:
+    from scipy import ndimage
+
+    image = np.random.default_rng(3).uniform(0, 1, (H, W)).astype(np.float32)
+    fx, fy = mm.gauss_derivative_filters()
+    gx = ndimage.correlate(image.astype(np.float64), fx, mode=mode, cval=0.0)
+    gy = ndimage.correlate(image.astype(np.float64), fy, mode=mode, cval=0.0)
+    # cv2.BORDER_CONSTANT = 0 (zero padding), cv2.BORDER_REPLICATE = 1 (InstMatt's padding)
+    np.testing.assert_allclose(mm.gradient_amplitude(image, border), np.hypot(gx, gy), atol=2e-6)

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from actormatte.evaluation.maggie_metrics import CONN_STEP, CONN_THETA, largest_component
+from actormatte.evaluation.maggie_metrics import (
+    CONN_STEP,
+    CONN_THETA,
+    gradient_amplitude,
+    largest_component,
+)
 
 THRESHOLDS = (0.5, 0.75)
 SCORE_NAMES = ("MAD", "MSE", "Grad", "Conn", "IoU")
@@ -41,23 +45,6 @@ def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     inter = pred_mask.astype(np.float64) @ gt_mask.T.astype(np.float64)
     union = pred_mask.sum(1)[:, None] + gt_mask.sum(1)[None, :] - inter
     return inter / (union + 1e-8)
-
-
-def _gradient_amplitude(alpha: torch.Tensor) -> torch.Tensor:
-    """InstMatt's gradient amplitude: convolution with hx/hy, replicate padding.
-
-    Shape:
-        alpha: (H, W) float32. Returns (H, W).
-    """
-    half = 4
-    offsets = np.arange(-half, half + 1).astype(np.float64)
-    gauss = np.exp(-offsets ** 2 / (2 * 1.4 ** 2)) / (1.4 * np.sqrt(2 * np.pi))
-    hx = (gauss[:, None] * (-offsets * gauss / 1.4 ** 2)[None, :]).astype(np.float32)
-    hx = hx / np.sqrt(np.sum(np.abs(hx) ** 2))
-    kernels = np.stack([hx[::-1, ::-1], hx.T[::-1, ::-1]])[:, None].copy()  # (2, 1, 9, 9)
-    padded = F.pad(alpha[None, None], (half, half, half, half), mode="replicate")
-    both = F.conv2d(padded, torch.from_numpy(kernels))  # (1, 2, H, W)
-    return torch.sqrt(both[0, 0] ** 2 + both[0, 1] ** 2)
 
 
 def _conn_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
@@ -87,10 +74,9 @@ def similarity(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float, f
     diff = pred - gt
     mad_e = float((np.abs(diff) * mask).sum(dtype=np.float64)) / count
     mse_e = float((diff ** 2 * mask).sum(dtype=np.float64)) / count
-    with torch.no_grad():
-        amp = _gradient_amplitude(torch.from_numpy(pred)) - _gradient_amplitude(
-            torch.from_numpy(gt))
-    grad_e = float(((amp ** 2).numpy() * mask).sum(dtype=np.float64)) / count
+    amp = (gradient_amplitude(pred, cv2.BORDER_REPLICATE)
+           - gradient_amplitude(gt, cv2.BORDER_REPLICATE))
+    grad_e = float((amp ** 2 * mask).sum(dtype=np.float64)) / count
     conn_e = _conn_error(pred, gt, mask)
     return tuple(1.0 - min(10.0 * e, 1.0) for e in (mad_e, mse_e, grad_e, conn_e))  # type: ignore[return-value]
 

@@ -36,8 +36,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 GRAD_SIGMA = 1.4
 CONN_STEP = 0.1
@@ -99,8 +97,33 @@ def gauss_derivative_filters(sigma: float = GRAD_SIGMA, epsilon: float = 1e-2,
     return filter_x, filter_x.T.copy()
 
 
+def gradient_amplitude(image: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """``sqrt(gx^2 + gy^2)`` of the derivative-of-Gaussian filters, separably (float32).
+
+    The 2-D filter is ``g(i) g'(j) / norm``, so correlating with it equals a column pass with
+    ``g / norm`` and a row pass with ``g'``: the reference's 2-D convolution up to float32
+    rounding, ~20x faster. ``BORDER_CONSTANT`` is the reference's zero padding; InstMatt pads by
+    replicating edges (its flipped kernel only changes the sign, not the amplitude).
+
+    Shape:
+        image: (H, W). Returns (H, W) float32.
+    """
+    filter_x, _ = gauss_derivative_filters()
+    half = filter_x.shape[0] // 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    gauss = np.exp(-offsets ** 2 / (2.0 * GRAD_SIGMA ** 2)) / (GRAD_SIGMA * math.sqrt(2 * math.pi))
+    dgauss = -offsets * gauss / GRAD_SIGMA ** 2
+    norm = math.sqrt(float((np.outer(gauss, dgauss) ** 2).sum()))
+    smooth = (gauss / norm).astype(np.float32)
+    derive = dgauss.astype(np.float32)
+    src = np.ascontiguousarray(image, dtype=np.float32)
+    grad_x = cv2.sepFilter2D(src, cv2.CV_32F, derive, smooth, borderType=border)
+    grad_y = cv2.sepFilter2D(src, cv2.CV_32F, smooth, derive, borderType=border)
+    return np.sqrt(grad_x ** 2 + grad_y ** 2)
+
+
 def grad_magnitude(alpha: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Gradient magnitude of a min-max normalised map as MaGGIe's Grad computes it (float32).
+    """Gradient amplitude of a min-max normalised map as MaGGIe's Grad computes it (float32).
 
     Args:
         alpha: The map.
@@ -110,13 +133,9 @@ def grad_magnitude(alpha: np.ndarray, low: float, high: float) -> np.ndarray:
     Shape:
         alpha: (H, W). Returns (H, W) float32.
     """
-    filter_x, filter_y = gauss_derivative_filters()
-    weights = torch.from_numpy(np.stack([filter_x, filter_y])[:, None].astype(np.float32))
-    image = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
-    normed = (image - np.float32(low)) / (np.float32(high) - np.float32(low) + 1e-6)
-    with torch.no_grad():
-        both = F.conv2d(normed, weights, padding=weights.shape[-1] // 2)  # (1, 2, H, W)
-    return torch.sqrt(both[0, 0] ** 2 + both[0, 1] ** 2).numpy()
+    normed = (alpha.astype(np.float32) - np.float32(low)) / (
+        np.float32(high) - np.float32(low) + np.float32(1e-6))
+    return gradient_amplitude(normed, cv2.BORDER_CONSTANT)
 
 
 def grad(pred_grad: np.ndarray, gt_grad: np.ndarray) -> float:
