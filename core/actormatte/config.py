@@ -8,6 +8,7 @@ flags; :mod:`actormatte.pipeline` reads them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from actormatte.errors import InputError
@@ -173,7 +174,14 @@ def resolve_device(name: str) -> str:
     import torch
 
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        from actormatte.device import gpu_fallback_warning, query_nvidia_smi
+
+        warning = gpu_fallback_warning(name, False, query_nvidia_smi())
+        if warning:  # a GPU is there but torch cannot use it: say so (a warning event)
+            logging.getLogger(__name__).warning(warning)
+        return "cpu"
     if name == "cpu":
         return "cpu"
     if name == "cuda" or name.startswith("cuda:"):

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from actormatte.errors import InputError
+from actormatte.errors import ActorMatteError, InputError
 
 PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16")
 #: What ``auto`` means per device type (see the module docstring).
@@ -208,3 +208,41 @@ def query_nvidia_smi() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
+
+
+def describe_runtime(device: str = "auto", sparse_backend: str = "auto", precision: str = "auto",
+                     *, torch_sees_cuda: bool | None = None, spconv_importable: bool | None = None,
+                     nvidia_smi_output: str | None = None) -> dict[str, Any]:
+    """What a job with these settings runs on, and why (``actormatte info --json``'s "runtime").
+
+    ``torch_sees_cuda``, ``spconv_importable`` and ``nvidia_smi_output`` are looked up when None
+    (tests inject them). Bad settings are reported under "errors" instead of raising.
+    """
+    from actormatte.matting.sparse_backend import resolve_sparse_backend
+
+    cuda = torch.cuda.is_available() if torch_sees_cuda is None else torch_sees_cuda
+    smi_text = query_nvidia_smi() if nvidia_smi_output is None else nvidia_smi_output
+    device_type = "cuda" if device.startswith("cuda") or (device == "auto" and cuda) else "cpu"
+    report: dict[str, Any] = {
+        "device": device_type,
+        "device_reason": (f"--device {device}" if device != "auto" else
+                          "auto: torch sees a CUDA GPU" if cuda else "auto: torch sees no GPU"),
+        "torch_cuda_build": torch.version.cuda,
+        "nvidia_smi": parse_nvidia_smi(smi_text),
+        "warnings": [], "errors": [],
+    }
+    warning = gpu_fallback_warning(device, cuda, smi_text)
+    if warning:
+        report["warnings"].append(warning)
+    try:
+        choice = resolve_sparse_backend(sparse_backend, device_type, spconv_importable)
+        report["sparse_backend"] = {"name": choice.name, "reason": choice.reason}
+    except ActorMatteError as exc:
+        report["errors"].append(str(exc))
+    try:
+        resolved = resolve_precision(precision, device_type)
+        report["precision"] = {"name": resolved.name, "reason": resolved.reason,
+                               "tf32": resolved.tf32}
+    except ActorMatteError as exc:
+        report["errors"].append(str(exc))
+    return report

@@ -80,3 +80,36 @@ def test_gpu_fallback_warning() -> None:
     assert gpu_fallback_warning("cpu", False, SMI) is None  # the user asked for the CPU
     assert gpu_fallback_warning("auto", False, None) is None  # no GPU at all
     assert gpu_fallback_warning("auto", False, "NVIDIA-SMI has failed") is None
+
+
+def test_describe_runtime_says_what_runs_and_why() -> None:
+    from actormatte.device import describe_runtime
+
+    cpu = describe_runtime(torch_sees_cuda=False, spconv_importable=True, nvidia_smi_output="")
+    assert cpu["device"] == "cpu" and cpu["sparse_backend"]["name"] == "torch"
+    assert cpu["precision"]["name"] == "fp32" and not cpu["warnings"]
+    gpu = describe_runtime(torch_sees_cuda=True, spconv_importable=True, nvidia_smi_output=SMI)
+    assert gpu["device"] == "cuda" and gpu["sparse_backend"]["name"] == "spconv"
+    assert gpu["nvidia_smi"] == {"driver": "580.65.06", "cuda": "13.0"}
+    no_spconv = describe_runtime(torch_sees_cuda=True, spconv_importable=False,
+                                 nvidia_smi_output=SMI)
+    assert no_spconv["sparse_backend"]["name"] == "torch"
+    assert "does not import" in no_spconv["sparse_backend"]["reason"]
+    broken = describe_runtime(torch_sees_cuda=False, spconv_importable=False,
+                              nvidia_smi_output=SMI)
+    assert broken["device"] == "cpu" and "install.py --device cuda" in broken["warnings"][0]
+    bad = describe_runtime("cpu", "spconv", "fp16", torch_sees_cuda=False,
+                           spconv_importable=False, nvidia_smi_output="")
+    assert len(bad["errors"]) == 2
+
+
+def test_auto_device_fallback_logs_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from actormatte import device
+    from actormatte.config import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device, "query_nvidia_smi", lambda: SMI)
+    with caplog.at_level("WARNING"):
+        assert resolve_device("auto") == "cpu"
+    assert "cannot use it" in caplog.text

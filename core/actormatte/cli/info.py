@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from actormatte import __version__
+from actormatte.config import DEVICES, PRECISIONS, SPARSE_BACKENDS
 from actormatte.errors import EXIT_OK, WeightsError
 
 _PACKAGES = {
@@ -37,6 +38,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--models", metavar="DIR", default=None, help="models folder to check")
     parser.add_argument("--verify", action="store_true",
                         help="also check the weights' sha256 (reads every file)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="report what a job with this --device runs on (default auto)")
+    parser.add_argument("--sparse-backend", choices=SPARSE_BACKENDS, default="auto",
+                        help="report which sparse backend this setting gives (default auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="report which precision this setting gives (default auto)")
     parser.set_defaults(handler=handle, progress_bar=False)
 
 
@@ -84,8 +91,14 @@ def _weights(models_arg: str | None, verify: bool) -> dict[str, Any]:
 
 def handle(args: argparse.Namespace) -> int:
     """Print the report (JSON or text)."""
+    from actormatte.device import describe_runtime
+
+    runtime = describe_runtime(getattr(args, "device", "auto"),
+                               getattr(args, "sparse_backend", "auto"),
+                               getattr(args, "precision", "auto"))
     report = {"event": "info", "versions": _versions(), "devices": _devices(),
-              "executable": sys.executable, **_weights(args.models, args.verify)}
+              "runtime": runtime, "executable": sys.executable,
+              **_weights(args.models, args.verify)}
     if args.json:
         sys.stdout.write(json.dumps(report) + "\n")
         return EXIT_OK
@@ -95,6 +108,7 @@ def handle(args: argparse.Namespace) -> int:
     gpus = ", ".join(devices["cuda_devices"])
     lines.append(f"devices: cpu{', cuda ' + gpus if devices['cuda'] else ''} "
                  f"(default {devices['default']})")
+    lines += _runtime_lines(runtime)
     lines.append(f"models: {report['models_dir']}")
     for name, status in report["models"].items():
         state = "found" if status["found"] else "MISSING"
@@ -103,3 +117,15 @@ def handle(args: argparse.Namespace) -> int:
         lines.append(f"  {name}: {state}{'' if status['required'] else ' (optional)'}")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _runtime_lines(runtime: dict[str, Any]) -> list[str]:
+    """Text lines of :func:`actormatte.device.describe_runtime`'s report."""
+    lines = [f"runs on: {runtime['device']} ({runtime['device_reason']})"]
+    for key in ("sparse_backend", "precision"):
+        if key in runtime:
+            lines.append(f"  {key.replace('_', ' ')}: {runtime[key]['name']} "
+                         f"({runtime[key]['reason']})")
+    lines += [f"  error: {message}" for message in runtime["errors"]]
+    lines += [f"  warning: {message}" for message in runtime["warnings"]]
+    return lines
