@@ -37,11 +37,8 @@ import dataclasses
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -52,10 +49,17 @@ from actormatte.jobs import Job, WorkFolder
 from actormatte.masks import KeyframeSet
 from actormatte.progress import CancelToken
 from actormatte.propagate_job import (  # noqa: F401 - re-exported for the pipeline
-    first_damaged_mask,
+    damaged_masks,
     fixed_identity,
     make_job,
     work_state,
+)
+from actormatte.propagate_passes import (  # noqa: F401 - plan_passes re-exported
+    PASSES_DIR,
+    Pass,
+    compose_mask,
+    pass_folder,
+    plan_passes,
 )
 from actormatte.propagation import (
     XMemConfig,
@@ -71,56 +75,9 @@ from actormatte.shot import Shot
 
 logger = logging.getLogger(__name__)
 
-#: ``<work>/passes/<pass key>/masks/<frame>.png``: each pass's own ID maps.
-PASSES_DIR = "passes"
 
 #: ``read(frame) -> (H, W, 3) uint8`` sRGB frame at plate resolution.
 FrameReader = Callable[[int], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One XMem pass: the frames it steps through, in step order, and which it writes.
-
-    Attributes:
-        name: ``backward`` or ``forward`` (the base passes, which cover every frame once) or
-            ``backfill`` (late actors, backwards from their keyframe).
-        order: Plate frames in step order; the first is the keyframe the pass starts from.
-        writes_first: Whether the pass writes the ID map of its first frame.
-        owned: Backfill passes: the actor ids they add to the final ID maps.
-    """
-
-    name: str
-    order: tuple[int, ...]
-    writes_first: bool
-    owned: tuple[int, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """The pass's folder name under ``checkpoint/`` and ``passes/``."""
-        return f"{self.name}-{self.order[0]}"
-
-    def written(self) -> list[int]:
-        """Frames whose ID maps this pass writes."""
-        return list(self.order if self.writes_first else self.order[1:])
-
-
-def plan_passes(keyframes: KeyframeSet, first: int, last: int,
-                backfill: bool = True) -> list[Pass]:
-    """The passes over frames ``first .. last`` in run order: backfills, backward, forward."""
-    start = keyframes.keyframes[0].frame
-    passes = []
-    seen = set(keyframes.keyframes[0].masks)
-    for keyframe in keyframes.keyframes[1:]:
-        new = tuple(sorted(set(keyframe.masks) - seen))
-        seen |= set(keyframe.masks)
-        if backfill and new:
-            passes.append(Pass("backfill", tuple(range(keyframe.frame, first - 1, -1)),
-                               writes_first=False, owned=new))
-    if start > first:
-        passes.append(Pass("backward", tuple(range(start, first - 1, -1)), writes_first=False))
-    passes.append(Pass("forward", tuple(range(start, last + 1)), writes_first=True))
-    return passes
 
 
 def label_order(keyframes: KeyframeSet) -> list[int]:
@@ -199,34 +156,12 @@ class Propagator:
 
     def compose(self, frame: int, base: Pass, ids: np.ndarray | None,
                 backfills: list[Pass]) -> None:
-        """Write ``<work>/masks/<frame>.png`` from the passes covering ``frame`` if it changed.
-
-        The base pass's map, then each backfill pass that covers the frame (keyframe order):
-        pixels still background where it found one of its own actors take that actor, so a
-        late actor never changes the actors propagated from earlier keyframes.
-
-        Shape:
-            ids: (H, W) the base pass's map when just computed, else ``None`` (read back).
-        """
-        layers = [p for p in backfills if frame < p.order[0]]
-        own = self.pass_folder(base).mask_path(frame)
-        final = self._work.mask_path(frame)
-        if ids is None and not layers and _same_bytes(own, final):
-            return
-        if ids is None:
-            ids = self.pass_folder(base).read_mask(frame, (self._width, self._height))
-        for layer in layers:
-            extra = self.pass_folder(layer).read_mask(frame, (self._width, self._height))
-            ids = np.where((ids == 0) & np.isin(extra, layer.owned), extra, ids)
-        ok, data = cv2.imencode(".png", ids.astype(np.uint16))
-        if ok and final.is_file() and final.read_bytes() == data.tobytes():
-            return
-        with disk_errors(self._work.root):
-            self._work.write_mask(frame, ids)
+        """Write the final ID map of ``frame`` (see :func:`compose_mask`)."""
+        compose_mask(self._work, frame, base, ids, backfills, (self._width, self._height))
 
     def pass_folder(self, step_pass: Pass) -> WorkFolder:
         """The folder of one pass's own ID maps (``masks/`` under ``passes/<key>``)."""
-        return WorkFolder(self._work.root / PASSES_DIR / step_pass.key)
+        return pass_folder(self._work, step_pass)
 
     def clear_checkpoint(self) -> None:
         """Remove every checkpoint and pass output (before a fresh run)."""
@@ -368,14 +303,6 @@ class Propagator:
         index = torch.max(probs, dim=0).indices.cpu().numpy()  # (H, W) label 0..K
         lookup = np.array([0, *seen], dtype=np.uint16)
         return lookup[index]
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    """Whether two files exist with identical contents."""
-    try:
-        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
-    except OSError:
-        return False
 
 
 def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,

@@ -15,6 +15,7 @@ from actormatte.config import PropagateConfig
 from actormatte.errors import InputError
 from actormatte.jobs import Job, JobActor, WorkFolder, keyframes_digest
 from actormatte.masks import KeyframeSet
+from actormatte.propagate_passes import repair_masks
 from actormatte.shot import Shot
 
 logger = logging.getLogger(__name__)
@@ -85,19 +86,28 @@ def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
         return "correct"
     if not existing.complete:
         return "resume"
-    damaged = first_damaged_mask(work, job)
-    if damaged is not None:
-        logger.warning("the propagated mask of frame %d is damaged (%s); repairing it",
-                       damaged, work.mask_path(damaged))
-        return "resume"
-    return "complete"
+    damaged = damaged_masks(work, job)
+    if not damaged:
+        return "complete"
+    if repair_masks(work, job, damaged):
+        logger.warning("the propagated masks of frames %s were damaged; recomposed them from "
+                       "the passes' own ID maps", _frames_text(damaged))
+        return "complete"
+    logger.warning("the propagated masks of frames %s are damaged; re-propagating them from "
+                   "the last good checkpoint", _frames_text(damaged))
+    return "resume"
 
 
-def first_damaged_mask(work: WorkFolder, job: Job) -> int | None:
-    """The first frame whose ``<work>/masks`` ID map is missing, unreadable or mis-sized."""
+def damaged_masks(work: WorkFolder, job: Job) -> list[int]:
+    """Frames whose ``<work>/masks`` ID map is missing, unreadable or of another size."""
+    damaged = []
     for frame in job.frames:
         try:
             work.read_mask(frame, (job.width, job.height))
         except InputError:
-            return frame
-    return None
+            damaged.append(frame)
+    return damaged
+
+
+def _frames_text(frames: list[int]) -> str:
+    return ", ".join(map(str, frames)) if len(frames) <= 8 else f"{frames[0]} ... {frames[-1]}"

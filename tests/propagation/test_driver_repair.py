@@ -3,7 +3,8 @@
 - A truncated final ID map is recomposed from the pass's own map (no XMem step);
 - a truncated pass map is recomputed from the last good checkpoint before it, bit-identically;
 - an unreadable checkpoint falls back to the one before;
-- ``run`` after a truncated mask matte-writes the missing frame instead of exiting 2;
+- ``run`` after a truncated mask repairs it (from the pass's map, before matting reads it) and
+  mattes the missing frame instead of exiting 2;
 - ``ENOSPC`` while writing a checkpoint exits 2 naming the folder, no temporary file left
   (injected, and for real on a 1 MiB tmpfs when the tests run as root).
 """
@@ -76,10 +77,11 @@ def test_run_repairs_a_truncated_mask_instead_of_exiting_2(tmp_path, make_shot, 
     before = oiio.ImageBuf(str(exr)).get_pixels(oiio.FLOAT)
     exr.unlink()
     work = out / ".actormatte" / "plate_mattes"
+    good = (work / "masks" / "1003.png").read_bytes()
     truncate(work / "masks" / "1003.png")
-    truncate(work / "passes" / "forward-1001" / "masks" / "1003.png")
-    again = run()
+    again = run()  # before: InputError (exit 2) on frame 1003's mask, after writing others
     assert (again.frames_written, again.frames_skipped) == (1, 5)
+    assert (work / "masks" / "1003.png").read_bytes() == good
     assert np.array_equal(before, oiio.ImageBuf(str(exr)).get_pixels(oiio.FLOAT))
 
 
