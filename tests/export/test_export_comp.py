@@ -85,3 +85,15 @@ def test_make_writer_plain_unless_asked(tmp_path: Path) -> None:
 def test_bad_comp_options_are_input_errors(export: SimpleNamespace, layers: list[str]) -> None:
     with pytest.raises(InputError):
         check_comp_options(export, layers, plate_is_sequence=False)
+
+
+def test_farm_chunks_get_the_comp_flags() -> None:
+    from actormatte.cli import farm_cmd
+    from actormatte.cli.options import comp_flags
+
+    args = SimpleNamespace(device="cpu", size=576, schedule="window5", float32=False,
+                           exclusive=True, residual=True, foreground=False, compression="piz")
+    assert comp_flags(args) == ["--exclusive", "--residual", "--compression", "piz"]
+    words = farm_cmd._matte_options(args, "shot_mattes")  # type: ignore[arg-type]
+    assert words[-4:] == ["--exclusive", "--residual", "--compression", "piz"]
+    assert comp_flags(SimpleNamespace()) == []

@@ -176,4 +176,5 @@ def _matte_options(args: argparse.Namespace, name: str) -> list[str]:
                "--name", name]
     if args.float32:
         options.append("--float32")
+    options += opts.comp_flags(args)  # --exclusive/--residual/--foreground/--compression (#14)
     return options

@@ -197,6 +197,15 @@ def export_from_args(args: argparse.Namespace) -> ExportConfig:
                         foreground=getattr(args, "foreground", False))
 
 
+def comp_flags(args: argparse.Namespace) -> list[str]:
+    """The comp flags (:func:`add_comp`) as command-line words, for generated farm commands."""
+    flags = [f"--{name}" for name in ("exclusive", "residual", "foreground")
+             if getattr(args, name, False)]
+    if getattr(args, "compression", "zip") != "zip":
+        flags += ["--compression", args.compression]
+    return flags
+
+
 def emit_written(reporter: Reporter, command: str, result: RunResult) -> None:
     """The ``done`` event of the commands that write EXRs (``run``, ``matte``)."""
     reporter.emit("done", command=command, frames_written=result.frames_written,
