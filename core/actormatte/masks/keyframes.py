@@ -8,6 +8,8 @@ Rules (docs/CLI.md, MASKS):
 
 * An ID map is a PNG, EXR or TIFF whose first channel holds integer ids: 0 = background, k = actor
   k. Float files (EXR) are rounded; a value more than 1e-3 away from an integer is rejected.
+  An RGB(A) map whose channels differ is colour-coded (one actor per colour, ids by first
+  appearance); maps that look like anti-aliased mattes are refused (:mod:`.id_maps`).
   JPEG is refused because lossy compression changes ids along every edge.
 * ID k in several ID maps is the same actor (a re-annotation at a later frame, or a correction).
 * ``names`` names the ID-map actors in ascending id order (ids 1, 3 with ``bob,ann`` give 1 = bob,
@@ -36,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from actormatte.errors import InputError
-from actormatte.masks.mask_files import read_actor_mask, read_id_map
+from actormatte.masks.id_maps import IdMapReader
+from actormatte.masks.mask_files import read_actor_mask, read_id_map  # noqa: F401 - re-exported
 from actormatte.masks.mask_layers import read_mask_layers
 
 logger = logging.getLogger(__name__)
@@ -186,10 +189,11 @@ def _id_map_annotations(id_maps: Sequence[tuple[Path, int | None]], *, default_f
                         frame_range: tuple[int, int], plate_size: tuple[int, int],
                         ) -> list[_Annotation]:
     annotations: list[_Annotation] = []
+    reader = IdMapReader(plate_size)  # colour-coded maps share one colour -> id table
     for path, frame in id_maps:
         source = f"--masks {path}" + ("" if frame is None else f"@{frame}")
         keyframe = _keyframe_of(frame, default_frame, frame_range, source)
-        ids = read_id_map(Path(path), plate_size)
+        ids = reader.read(Path(path), source)
         present = [int(k) for k in np.unique(ids) if k != 0]
         if not present:
             raise InputError(f"{source}: the ID map is all background (0); paint actor k "
