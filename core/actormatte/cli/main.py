@@ -37,7 +37,8 @@ from actormatte.progress import STAGES, CancelToken
 
 #: Sub-command modules under ``actormatte.cli``, in the order ``--help`` lists them. A module that
 #: is not installed (yet) is left out of the tree.
-SUBCOMMAND_MODULES = ("run", "propagate", "matte", "info", "weights_cmd", "farm_cmd", "eval_cmd")
+SUBCOMMAND_MODULES = ("run", "propagate", "matte", "info", "weights_cmd", "farm_cmd", "eval_cmd",
+                      "preview_cmd")
 
 _GPU_OOM_MESSAGE = ("out of GPU memory; retry with a smaller --size / --xmem-size, fewer actors, "
                     "or --device cpu")

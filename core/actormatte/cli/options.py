@@ -206,11 +206,13 @@ def comp_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
-def emit_written(reporter: Reporter, command: str, result: RunResult) -> None:
-    """The ``done`` event of the commands that write EXRs (``run``, ``matte``)."""
+def emit_written(reporter: Reporter, command: str, result: RunResult, **extra: Any) -> None:
+    """The ``done`` event of the commands that write EXRs (``run``, ``matte``); ``extra``: more
+    fields (``run``'s QC and preview, :mod:`actormatte.cli.preview_cmd`)."""
     reporter.emit("done", command=command, frames_written=result.frames_written,
                   frames_skipped=result.frames_skipped, out=result.out, pattern=result.pattern,
-                  first=result.first, last=result.last, layers=result.layers, work=result.work)
+                  first=result.first, last=result.last, layers=result.layers, work=result.work,
+                  **extra)
 
 
 def event_sink(reporter: Reporter) -> Any:

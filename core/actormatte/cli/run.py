@@ -7,6 +7,7 @@ from typing import Any
 
 from actormatte import pipeline
 from actormatte.cli import options as opts
+from actormatte.cli import preview_cmd
 from actormatte.errors import EXIT_OK
 
 
@@ -25,6 +26,7 @@ def add_parser(subparsers: Any) -> None:
     opts.add_propagation(parser)
     opts.add_matting(parser)
     opts.add_overwrite(parser, "recompute frames (and the propagation) that already exist")
+    preview_cmd.add_run_options(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -39,5 +41,5 @@ def handle(args: argparse.Namespace) -> int:
     with opts.WarningEvents(reporter):
         result = pipeline.run(options, progress=reporter.progress, cancel=args.cancel,
                               events=opts.event_sink(reporter))
-    opts.emit_written(reporter, "run", result)
+    opts.emit_written(reporter, "run", result, **preview_cmd.after_run(args, result))
     return EXIT_OK
