@@ -22,6 +22,7 @@ from actormatte.io import ColourConverter, ImageSequencePlate, Plate
 from actormatte.io import open_plate as _open_plate
 from actormatte.io.colour_defaults import choose_input_colorspace
 from actormatte.io.geometry import PlateSpace
+from actormatte.io.sequence import parse_frame_range
 from actormatte.masks import (
     KeyframeSet,
     find_first_people,
@@ -93,22 +94,12 @@ class Shot:
 
 
 def parse_frames(text: str) -> tuple[int, int]:
-    """Parse ``--frames A-B`` (or one frame ``A``).
+    """Parse ``--frames A-B``, ``A:B`` or one frame ``A``; frames may be negative (``-3:4``).
 
     Raises:
-        InputError: Not ``A-B`` with integers A <= B.
+        InputError: Not that form, or A > B (see :func:`actormatte.io.sequence.parse_frame_range`).
     """
-    head, sep, tail = text.strip().partition("-")
-    try:
-        first = int(head)
-        last = int(tail) if sep else first
-    except ValueError:
-        raise InputError(f"--frames {text!r}: expected A-B (e.g. 1001-1048) or one frame "
-                         "(e.g. 1001)") from None
-    if first > last:
-        raise InputError(f"--frames {text}: the first frame is after the last; write A-B "
-                         "with A <= B")
-    return first, last
+    return parse_frame_range(text)
 
 
 def open_shot(plate_path: str, frames: tuple[int, int] | None, read: ReadConfig,

@@ -13,6 +13,7 @@ from actormatte import pipeline
 from actormatte.cli.main import main
 from actormatte.config import ExportConfig, MaskConfig, MatteConfig, PropagateConfig
 from actormatte.export import read_matte_exr
+from actormatte.export.comp import done_fields
 
 
 def test_run_writes_comp_layers(tmp_path: Path, make_shot, models_dir) -> None:
@@ -46,6 +47,9 @@ def test_run_writes_comp_layers(tmp_path: Path, make_shot, models_dir) -> None:
     assert json.loads(metadata["layers"]) == ["bob", "ann", "rest"]
     again = pipeline.run(options)  # resume: the comp channel set validates
     assert (again.frames_written, again.frames_skipped) == (0, 4)
+    assert done_fields(again.pattern, again.first) == {
+        "residual_layer": "rest", "colour_layers": ["bob", "ann"], "exclusive": True,
+        "compression": "piz"}
 
 
 def test_residual_name_collision_exits_2(tmp_path: Path, make_shot, models_dir, capsys) -> None:
@@ -56,3 +60,12 @@ def test_residual_name_collision_exits_2(tmp_path: Path, make_shot, models_dir, 
     assert code == 2
     assert "reserves" in json.loads(capsys.readouterr().out.splitlines()[-1])["message"]
     assert not list((tmp_path / "o").glob("*.exr"))
+
+
+def test_done_event_of_plain_mattes_is_unchanged(tmp_path: Path) -> None:
+    from actormatte.export.exr import MatteWriter
+
+    writer = MatteWriter(tmp_path, "m", ["bob"], 8, 8)
+    writer.write(1001, {"bob": np.zeros((8, 8), np.float32)})
+    assert done_fields(writer.pattern, 1001) == {}
+    assert done_fields(str(tmp_path / "none.####.exr"), 1001) == {}

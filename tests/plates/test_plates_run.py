@@ -1,5 +1,5 @@
 """End to end through pipeline.run on real-plate features: overscan, 2:1 pixels, a bbox roto
-mask, timecode; tiny sizes (64-px matting, plate-size XMem) to stay fast."""
+mask, timecode, frames -2..0 named as Nuke does; tiny sizes (64-px matting, plate-size XMem)."""
 
 from __future__ import annotations
 
@@ -33,25 +33,33 @@ def _plate(folder: Path, frames: range) -> tuple[str, Path]:
     return str(folder / "p.####.exr"), folder / "roto.exr"
 
 
-def test_overscan_anamorphic_plate_end_to_end(tmp_path: Path, models_dir: Path) -> None:
-    pattern, roto = _plate(tmp_path, range(1, 4))
-    masks = MaskConfig(actor_masks=(f"bob={roto}@1",))
+def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path,
+                                                        models_dir: Path) -> None:
+    pattern, roto = _plate(tmp_path, range(-2, 1))
+    assert (tmp_path / "p.-002.exr").is_file() and (tmp_path / "p.0000.exr").is_file()
+    masks = MaskConfig(actor_masks=(f"bob={roto}@-2",))
     options = pipeline.RunOptions(plate=pattern, out=str(tmp_path / "out"), masks=masks,
                                   models=str(models_dir), device="cpu", propagate=PLATE_XMEM,
                                   matte=SMALL)
-    result = pipeline.run(options)
-    assert result.frames_written == 3
-    for frame in (1, 2, 3):
+    events: list[tuple[str, dict]] = []
+    result = pipeline.run(options, events=lambda name, fields: events.append((name, fields)))
+    assert (result.first, result.last, result.frames_written) == (-2, 0, 3)
+    start = events[0][1]
+    assert start["frames"] == [-2, 0] and start["input_colorspace"] == "lin_rec709"
+    assert "float" in start["input_colorspace_reason"]
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.exr"))
+    assert names == ["p_mattes.-001.exr", "p_mattes.-002.exr", "p_mattes.0000.exr"]
+    for frame in (-2, -1, 0):
         path = tmp_path / "out" / f"p_mattes.{frame:04d}.exr"
         spec = read_spec(path)
         assert (spec.x, spec.y, spec.width, spec.height) == (-8, -4, 80, 56)
         assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == DISPLAY
         assert spec.get_float_attribute("PixelAspectRatio") == 2.0
-        assert tuple(spec.getattribute("smpte:TimeCode")) == timecode(frame)[1]
+        assert tuple(spec.getattribute("smpte:TimeCode")) == timecode(abs(frame))[1]
         alpha = read_matte_exr(path)[0]["bob"]
         assert alpha.shape == (56, 80) and np.isfinite(alpha).all()
     # The bbox roto (display 22,12) lands at data-window pixel (30, 16): the plate's box.
-    ids = WorkFolder(result.work).read_mask(1, (80, 56))
+    ids = WorkFolder(result.work).read_mask(-2, (80, 56))
     expected = np.zeros((56, 80), bool)
     expected[16:36, 30:44] = True
     np.testing.assert_array_equal(ids > 0, expected)

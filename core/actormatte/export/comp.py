@@ -17,6 +17,7 @@ lists every layer written.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -183,3 +184,35 @@ def make_writer(export: Any, plate: Any, out_dir: str | os.PathLike[str], name: 
                       residual_name=getattr(export, "residual_name", coverage.RESIDUAL_LAYER),
                       compression=compression, plate_rgb=plate.read if colour else None,
                       **kwargs)
+
+
+def done_fields(pattern: str, frame: int) -> dict[str, Any]:
+    """What the ``done`` event adds for hosts when a sequence carries comp layers.
+
+    Reads the header of one written frame (no pixels). Returns ``{}`` for plain mattes, else
+    ``{"residual_layer": "rest" | None, "colour_layers": [...], "exclusive": bool,
+    "compression": "piz"}`` (``colour_layers``: the actors with ``<layer>.R/.G/.B``).
+    """
+    from actormatte.io.sequence import parse_plate_pattern
+
+    path = parse_plate_pattern(pattern).path_for(frame)
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        oiio.geterror()
+        return {}
+    try:
+        spec = inp.spec()
+    finally:
+        inp.close()
+    prefix = "actormatte/"
+    residual = spec.get_string_attribute(prefix + "residual")
+    exclusive = spec.get_string_attribute(prefix + "exclusive")
+    compression = spec.get_string_attribute("compression")
+    if not (residual or exclusive or spec.get_string_attribute(prefix + "foreground")):
+        return {}
+    names = {str(n) for n in spec.channelnames}
+    layers = json.loads(spec.get_string_attribute(prefix + "layers") or "[]")
+    colour = [layer for layer in layers
+              if {f"{layer}.R", f"{layer}.G", f"{layer}.B"} <= names]
+    return {"residual_layer": residual or None, "colour_layers": colour,
+            "exclusive": exclusive == "true", "compression": compression}

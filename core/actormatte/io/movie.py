@@ -53,8 +53,15 @@ class MoviePlate(Plate):
             cache_frames: Recently decoded frames kept for short backward steps (exact mode).
 
         Raises:
-            InputError: The file is missing, cannot be decoded, or has no frames.
+            InputError: The file is missing, cannot be decoded, or has no frames; or
+                ``start_frame`` is negative (outputs would mix ``-001`` with ``0000``).
         """
+        if start_frame < 0:
+            raise InputError(
+                f"--start-frame {start_frame}: a movie's frames are written as <name>.####.exr "
+                "and negative numbers would mix names like -001 with 0000; use --start-frame 0 "
+                "or more, or convert the movie to an image sequence numbered as you need"
+            )
         self.path = path
         self.start_frame = start_frame
         self.exact_seek = exact_seek

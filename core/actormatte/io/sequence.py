@@ -14,7 +14,18 @@ browsers of Nuke and RV do. A name without any frame token is an :class:`InputEr
 
 Padding is a minimum width: with 4-digit padding frame 12345 is ``shot.12345.exr``. Discovery
 accepts a longer number only when it has no leading zero, so ``shot.01001.exr`` is not frame 1001
-of a 4-padded sequence. Negative frame numbers are not supported.
+of a 4-padded sequence.
+
+Negative and zero frames: names follow printf/Nuke, whose padding counts the minus sign, so with
+``####`` frame -3 is ``shot.-003.exr``, frame 0 ``shot.0000.exr`` and frame -1234
+``shot.-1234.exr``. Discovery also accepts the magnitude padded to the full width
+(``shot.-0003.exr``, as some tools write) and reads such a file under its own name; ``-0`` is
+never a frame. In a concrete file name a minus sign is a sign only after ``.`` or ``_``
+(``shot.-003.exr``), so ``shot-0001.exr`` stays frame 1 of ``shot-####.exr``.
+
+Frame ranges (``--frames``, :func:`parse_frame_range`): ``A``, ``A-B`` or ``A:B`` with optionally
+negative numbers: ``1001-1048``, ``-3--1``, ``-3:4``, ``-5``. On the command line a value that
+starts with a minus must be attached with ``=``: ``--frames=-3:4``.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from actormatte.errors import InputError
 _HASH_TOKEN = re.compile(r"(#+|@+)")
 _PRINTF_TOKEN = re.compile(r"%(0?)(\d*)d")
 _TRAILING_DIGITS = re.compile(r"^(.*?)(\d+)$")
+_RANGE = re.compile(r"^\s*(-?\d+)\s*(?:[-:]\s*(-?\d+))?\s*$")
 
 
 @dataclass(frozen=True)
@@ -48,10 +60,17 @@ class SequencePattern:
     padding: int
 
     def path_for(self, frame: int) -> Path:
-        """The file of one frame."""
-        if frame < 0:
-            raise InputError(f"frame {frame} is negative; ActorMatte needs frame numbers >= 0")
-        return self.directory / f"{self.prefix}{frame:0{self.padding}d}{self.suffix}"
+        """The file of one frame.
+
+        The printf/Nuke spelling (``-003``); for a negative frame the full-width magnitude
+        spelling (``-0003``) when only that file exists.
+        """
+        path = self.directory / f"{self.prefix}{frame:0{self.padding}d}{self.suffix}"
+        if frame < 0 and not path.exists():
+            wide = self.directory / f"{self.prefix}-{-frame:0{self.padding}d}{self.suffix}"
+            if wide.exists():
+                return wide
+        return path
 
     @property
     def extension(self) -> str:
@@ -73,9 +92,14 @@ class SequencePattern:
         if not (file_name.startswith(self.prefix) and file_name.endswith(self.suffix)):
             return None
         end = len(file_name) - len(self.suffix)
-        digits = file_name[len(self.prefix) : end]
-        if not digits.isdigit() or not digits.isascii() or len(digits) < self.padding:
+        text = file_name[len(self.prefix) : end]
+        digits = text[1:] if text.startswith("-") else text
+        if not digits.isdigit() or not digits.isascii() or len(text) < self.padding:
             return None
+        if text.startswith("-"):
+            if int(digits) == 0 or (len(text) > self.padding + 1 and digits[0] == "0"):
+                return None
+            return -int(digits)
         if len(digits) > self.padding and digits[0] == "0" and len(digits) > 1:
             return None
         return int(digits)
@@ -148,4 +172,26 @@ def _pattern_from_concrete_file(full: Path) -> SequencePattern:
             f"{full} does not exist; give an existing frame or a pattern such as "
             f"{full.parent / (match.group(1) + '#' * len(match.group(2)) + ext)}"
         )
-    return SequencePattern(full.parent, match.group(1), ext, len(match.group(2)))
+    prefix, digits = match.group(1), match.group(2)
+    if prefix.endswith(("._-", ".-", "_-")) or prefix == "-":
+        return SequencePattern(full.parent, prefix[:-1], ext, len(digits) + 1)
+    return SequencePattern(full.parent, prefix, ext, len(digits))
+
+
+def parse_frame_range(text: str, flag: str = "--frames") -> tuple[int, int]:
+    """Parse ``A``, ``A-B`` or ``A:B`` with optionally negative frames (module docstring).
+
+    Raises:
+        InputError: Not that form, or A > B.
+    """
+    match = _RANGE.match(text)
+    if match is None:
+        raise InputError(f"{flag} {text!r}: expected A-B or A:B (e.g. 1001-1048, -3--1, -3:4) "
+                         f"or one frame (e.g. 1001); attach a value that starts with '-' with "
+                         f"'=': {flag}=-3:4")
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) is not None else first
+    if first > last:
+        raise InputError(f"{flag} {text}: the first frame is after the last; write A-B "
+                         "with A <= B")
+    return first, last
