@@ -25,6 +25,7 @@ from actormatte.config import MatteConfig
 from actormatte.device import precision_forward, resolve_precision
 from actormatte.export import MatteWriter
 from actormatte.jobs import Job, WorkFolder
+from actormatte.matting.guided import refine_stream
 from actormatte.matting.loading import load_maggie
 from actormatte.matting.resample import Resample, plan_for_shot
 from actormatte.matting.windows import WindowRunner
@@ -178,7 +179,7 @@ class MatteStage:
         stream = MatteStream(self, todo, masks_on_disk=True)
         while not stream.finished():
             cancel.check()
-            yield from stream.run_next()
+            yield from refine_stream(stream.run_next(), self)
 
     def read_order(self, todo: Sequence[int]) -> list[int]:
         """Plate frames the windows for ``todo`` read, in the order they read them."""
