@@ -210,8 +210,10 @@ class Propagator:
         if step_pass.name == "forward":
             annotations.update({i: self._keyframes[f].masks for i, f in
                                 enumerate(step_pass.order) if i and f in self._keyframes})
+        # The device type too: CPU and CUDA round differently, and a resumed pass must equal
+        # a full run on the device that resumes it.
         seed = {"job": identity, "pass": step_pass.key, "steps": len(step_pass.order),
-                "owned": list(step_pass.owned)}
+                "owned": list(step_pass.owned), "device": self._device.type}
         return step_digests(seed, step_pass.order, annotations)
 
     def _resume_point(self, step_pass: Pass, digests: list[str]) -> tuple[int, Any]:
