@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from actormatte.cli import options as opts
 from actormatte.cli.main import build_parser
-from actormatte.config import PropagateConfig
+from actormatte.config import MaskConfig, PropagateConfig, ReadConfig
+from actormatte.errors import CancelledError
 from actormatte.jobs import WorkFolder
+from actormatte.progress import CancelToken
+from actormatte.propagate import make_job, run_propagation, work_state
+from actormatte.shot import load_shot_keyframes, open_shot
 from support.shots import draw_frame
 
 from .test_driver_corrections import assert_same, masks_of, propagate
@@ -69,3 +74,39 @@ def test_no_backfill_flag():
     default = opts.propagate_from_args(build_parser().parse_args(
         ["propagate", "p.####.png", "--work", "w", "--masks", "ids.png"]))
     assert (default.backfill, default.checkpoint_keep) == (True, 10)
+
+
+class _CancelAfter(CancelToken):
+    """A token that cancels itself at its ``n``-th check."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def check(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.cancel()
+        super().check()
+
+
+def test_cancel_stops_a_backfill_pass_and_the_rerun_resumes(tmp_path, make_shot, models_dir,
+                                                            xmem_net_factory):
+    shot = make_shot(8, width=64, height=64)
+    keys = late_actor_keyframes(shot, tmp_path)
+    opened = open_shot(shot.pattern, None, ReadConfig())
+    keyframes = load_shot_keyframes(opened, MaskConfig(masks=keys), models_dir, "cpu")
+    job = make_job(opened, keyframes, BACKFILL, "sha")
+    work = WorkFolder(tmp_path / "work")
+    steps = run_propagation(opened, keyframes, job, work, xmem_net_factory(1), BACKFILL, "cpu",
+                            work_state(work, job, False), cancel=_CancelAfter(3))
+    with pytest.raises(CancelledError):
+        next(steps)  # the backfill pass (1006 -> 1001) yields nothing to the caller
+    assert not list((work.root / "masks").glob("*.png"))  # stopped inside the backfill pass
+    assert len(list((work.root / "passes" / "backfill-1006" / "masks").glob("*.png"))) == 3
+    resumed = list(run_propagation(opened, keyframes, job, work, xmem_net_factory(1), BACKFILL,
+                                   "cpu", work_state(work, job, False)))
+    assert [f for f, _ in resumed] == list(range(1001, 1009))
+    full = propagate(shot, tmp_path / "full", keys, models_dir, BACKFILL)
+    assert full.frames_propagated == 8
+    assert_same(masks_of(tmp_path / "full", 1001, 1008), masks_of(work.root, 1001, 1008))
