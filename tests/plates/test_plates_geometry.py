@@ -90,3 +90,14 @@ def test_plain_tuple_plate_size_still_works(tmp_path: Path) -> None:
     ids = np.zeros((48, 64, 1), np.float32)
     write_exr(tmp_path / "ids.exr", ids, channels=("Y",))
     assert read_id_map(tmp_path / "ids.exr", (64, 48)).shape == (48, 64)
+
+
+def test_layered_mask_exr_lands_in_the_overscan_working_window(tmp_path: Path) -> None:
+    from actormatte.masks.mask_layers import read_mask_layers
+
+    write_exr(tmp_path / "layers.exr", np.ones((16, 20, 1), np.float32), origin=(10, 12),
+              display=DISPLAY, channels=("bob.A",))
+    masks = read_mask_layers(tmp_path / "layers.exr", _space(Window(-8, -4, 80, 56)))
+    expected = np.zeros((56, 80), bool)
+    expected[16:32, 18:38] = True
+    np.testing.assert_array_equal(masks["bob"], expected)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from plate_files import read_spec, timecode, write_exr
 
 from actormatte import pipeline
 from actormatte.config import MaskConfig, MatteConfig, PropagateConfig
+from actormatte.errors import InputError
 from actormatte.export import read_matte_exr
 from actormatte.jobs import WorkFolder
 
@@ -63,3 +65,15 @@ def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path,
     expected = np.zeros((56, 80), bool)
     expected[16:36, 30:44] = True
     np.testing.assert_array_equal(ids > 0, expected)
+
+
+def test_bad_mask_format_exits_2_with_nothing_written(tmp_path: Path, models_dir: Path) -> None:
+    pattern, _ = _plate(tmp_path, range(1, 4))
+    write_exr(tmp_path / "small.exr", np.ones((30, 40, 1), np.float32), channels=("A",))
+    out = tmp_path / "out"
+    options = pipeline.RunOptions(plate=pattern, out=str(out), device="cpu",
+                                  masks=MaskConfig(actor_masks=(f"bob={tmp_path / 'small.exr'}",)),
+                                  models=str(models_dir), propagate=PLATE_XMEM, matte=SMALL)
+    with pytest.raises(InputError, match="40x30 but the plate is 64x48"):
+        pipeline.run(options)
+    assert not list(out.rglob("*.exr")) and not list(out.rglob("*.png"))

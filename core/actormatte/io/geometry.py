@@ -142,3 +142,23 @@ class PlateSpace(tuple[int, int]):
 
     def __getnewargs__(self) -> tuple[PlateGeometry]:  # type: ignore[override,unused-ignore]
         return (self.geometry,)
+
+
+def display_size_of(plate_size: tuple[int, int]) -> tuple[int, int]:
+    """The plate's display-window ``(width, height)`` (a plain tuple is taken as it is)."""
+    geometry = getattr(plate_size, "geometry", None)
+    if isinstance(geometry, PlateGeometry):
+        return geometry.display.size
+    return int(plate_size[0]), int(plate_size[1])
+
+
+def display_to_working(plane: np.ndarray, plate_size: tuple[int, int]) -> np.ndarray:
+    """Move a display-window-sized plane into the plate's working window (zeros in overscan).
+
+    Shape:
+        plane: (display height, display width); returns (H, W) of the working window.
+    """
+    geometry = getattr(plate_size, "geometry", None)
+    if not isinstance(geometry, PlateGeometry) or geometry.data == geometry.display:
+        return plane
+    return place(plane, geometry.display, geometry.data)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from actormatte.errors import InputError
+from actormatte.io.geometry import display_size_of, display_to_working
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +192,11 @@ def read_mask_layers(path: Path, plate_size: tuple[int, int],
         InputError: Unreadable file, wrong size, a bad layer (named), no actor layer at all.
     """
     image = read_layered_exr(path, flag)
-    if image.display_size != tuple(plate_size):
+    display = display_size_of(plate_size)  # the plate's format (overscan: io/geometry.py)
+    if image.display_size != display:
         raise InputError(f"{flag} {path}: the display window is {image.display_size[0]}x"
-                         f"{image.display_size[1]} but the plate is {plate_size[0]}x"
-                         f"{plate_size[1]}; render the masks in the plate's format")
+                         f"{image.display_size[1]} but the plate is {display[0]}x"
+                         f"{display[1]}; render the masks in the plate's format")
     chosen = group_layers(list(image.channels), path, flag)
     if not chosen:
         raise InputError(f"{flag} {path}: no actor layer (only {', '.join(image.channels)}); "
@@ -205,7 +207,7 @@ def read_mask_layers(path: Path, plate_size: tuple[int, int],
         if not np.isfinite(values).all():
             raise InputError(f"{flag} {path}: layer {layer!r} ({channel}) has NaN or infinite "
                              "values; a mask is 0 (background) to 1 (actor)")
-        mask = values > 0.5
+        mask = display_to_working(values > 0.5, plate_size)
         if mask.any():
             masks[layer] = mask
         else:
