@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from actormatte.errors import InputError
+from actormatte.io.geometry import PlateGeometry
 from actormatte.io.plate import Plate
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ class MoviePlate(Plate):
         if count <= 0:
             count = self._count_by_decoding()
         self.frames = list(range(start_frame, start_frame + count))
+        num = self._capture.get(cv2.CAP_PROP_SAR_NUM)
+        den = self._capture.get(cv2.CAP_PROP_SAR_DEN)
+        aspect = num / den if num > 0 and den > 0 else 1.0  # the stream's sample aspect ratio
+        self.geometry = PlateGeometry.full_frame(self.width, self.height, aspect)
 
     def path_for(self, frame: int) -> str:
         """The movie file (every frame lives in it)."""
