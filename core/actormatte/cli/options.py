@@ -26,6 +26,7 @@ from actormatte.config import (
     PropagateConfig,
     ReadConfig,
 )
+from actormatte.export.comp import done_fields
 from actormatte.pipeline import RunResult
 from actormatte.shot import parse_frames
 
@@ -212,7 +213,7 @@ def emit_written(reporter: Reporter, command: str, result: RunResult, **extra: A
     reporter.emit("done", command=command, frames_written=result.frames_written,
                   frames_skipped=result.frames_skipped, out=result.out, pattern=result.pattern,
                   first=result.first, last=result.last, layers=result.layers, work=result.work,
-                  **extra)
+                  **done_fields(result.pattern, result.first), **extra)
 
 
 def event_sink(reporter: Reporter) -> Any:
