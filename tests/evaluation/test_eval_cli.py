@@ -113,7 +113,7 @@ def test_different_layer_sets_match_by_iou_and_add_imq(
     assert imq["MAD"] == pytest.approx(3 / (3 + 1.5), abs=1e-5)
 
 
-@pytest.mark.parametrize("case", ["missing_frame", "size", "layers", "no_gt"])
+@pytest.mark.parametrize("case", ["missing_frame", "size", "layers", "no_gt", "changing_layers"])
 def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
     gt = _write(tmp_path, "gt", _alphas())
     if case == "missing_frame":
@@ -125,6 +125,10 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], c
         argv = ["--pred", _write(tmp_path, "pred", small, size=(W - 1, H)), "--gt", gt]
     elif case == "layers":
         argv = ["--pred", gt, "--gt", gt, "--layers", "bob,carl"]
+    elif case == "changing_layers":
+        pred = _write(tmp_path, "pred", _alphas())
+        _write(tmp_path, "pred", {1002: _alphas()[1002]}, layers=("bob",))  # ann missing
+        argv = ["--pred", pred, "--gt", gt]
     else:
         argv = ["--pred", gt]
     code, out = _run(capsys, *argv)
