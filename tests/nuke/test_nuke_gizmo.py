@@ -29,6 +29,10 @@ USED_KNOBS = {
     "matte_last": "Int_Knob", "matte_layers": "String_Knob", "run": "PyScript_Knob",
     "cancel": "PyScript_Knob", "reload": "PyScript_Knob", "masks_mode": "Enumeration_Knob",
     "mask_keyframes": "String_Knob", "add_keyframe": "PyScript_Knob",
+    "make_preview": "Boolean_Knob", "view_preview": "PyScript_Knob",
+    "qc_flags": "Enumeration_Knob", "qc_goto": "PyScript_Knob",
+    "qc_flag_list": "Multiline_Eval_String_Knob", "preview_file": "File_Knob",
+    "preview_first": "Int_Knob", "preview_last": "Int_Knob",
 }
 
 
@@ -73,8 +77,9 @@ def test_gizmo_nodes_knobs_and_wiring() -> None:
         assert user[name].knob_class == knob_class, name
     assert user["device"].items == ["auto", "cpu", "cuda"]
     assert user["masks_mode"].items == ["layers", "ID map"]
-    for button in ("run", "cancel", "reload", "add_keyframe"):
-        code = user[button].value
+    for button in ("run", "cancel", "reload", "add_keyframe", "view_preview", "goto_flag"):
+        knob = user["qc_goto" if button == "goto_flag" else button]
+        code = knob.value
         assert code is not None and f"actormatte_nuke.{button}(nuke.thisNode())" in code
         ast.parse(code)
     assert "actormatte_nuke.on_create(nuke.thisNode())" in gizmo.knobs["onCreate"].text
@@ -97,7 +102,8 @@ def test_gizmo_builds_in_the_stand_in(nuke_t: ModuleType) -> None:
 
 def test_plugin_files_parse_as_python_37() -> None:
     assert {p.name for p in PLUGIN_PY} >= {"init.py", "menu.py", "__init__.py", "cli_client.py",
-                                             "knobs.py", "node.py", "progress.py", "masks.py"}
+                                             "knobs.py", "node.py", "progress.py", "masks.py",
+                                             "qc.py"}
     for path in PLUGIN_PY:
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 7))
 

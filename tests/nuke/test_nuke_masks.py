@@ -124,11 +124,14 @@ def test_masks_input_prerenders_layers_at_the_keyframes(nuke_t: ModuleType, plug
     assert "--masks" not in argv and "--actor-mask" not in argv
     assert node["matte_layers"].value() == "bob,ann"
     assert {"bob.alpha", "ann.alpha"} <= set(node.channels())
-    assert node["status"].value() == ("2 actor(s), frames 1001-1004 (4 frame(s) computed, "
-                                      "0 reused from the cache)")
+    assert node["status"].value().startswith("2 actor(s), frames 1001-1004 (4 frame(s) "
+                                             "computed, 0 reused from the cache)")
+    assert "--preview" in argv and node["preview_file"].value() == str(
+        cache / "preview" / "plate_mattes" / "plate_mattes_preview.####.png")
+    assert node["qc_flags"].values()[0] != ""      # '(none)' or the flagged frames
     again = plugin.run(node)                       # Run again: the CLI reuses the cache
     assert again is not None and again.result is not None and again.result.ok
-    assert node["status"].value().endswith("(0 frame(s) computed, 4 reused from the cache)")
+    assert "(0 frame(s) computed, 4 reused from the cache)" in node["status"].value()
 
 
 @pytest.mark.skipif(not CLI.is_file(), reason="the core venv has no actormatte CLI")
@@ -162,3 +165,35 @@ def test_masks_input_errors(nuke_t: ModuleType, plugin: ModuleType, make_shot: A
     node["masks_mode"].setValue("ID map")
     with pytest.raises(plugin.ActorMatteNukeError, match="roto.1002.exr does not exist"):
         plugin.run(node)
+
+
+def test_qc_flags_and_preview_from_the_done_event(nuke_t: ModuleType, plugin: ModuleType,
+                                                  tmp_path: Path) -> None:
+    """A finished job's flags fill 'flagged frames' (rebuilt on load); 'go to' moves the viewer."""
+    nuke = nuke_t
+    node = nuke.createNode("ActorMatte")
+    node["xpos"].setValue(100)
+    done = {"event": "done", "pattern": str(tmp_path / "m.####.exr"), "first": 1001,
+            "last": 1010, "layers": [], "frames_written": 10, "frames_skipped": 0,
+            "qc": "/o/preview/m/qc.json", "qc_flags_total": 3,
+            "qc_flags": [{"frame": 1004, "actor": "alice", "kind": "jump",
+                          "message": "alice area +50% at 1004: consider a keyframe"},
+                         {"frame": 1005, "actor": "bob", "kind": "lost",
+                          "message": "bob lost at 1005"}],
+            "preview": {"frames": "/o/preview/m/m_preview.####.png", "movie": "/o/m.mp4"}}
+    result = plugin.progress.JobResult(node.fullName(), True, False, 0, "", done, [])
+    plugin._finish(result, None)
+    assert node["qc_flags"].values() == [
+        "1004 alice area +50% at 1004: consider a keyframe", "1005 bob lost at 1005",
+        "... 1 more in /o/preview/m/qc.json"]
+    assert "3 flagged frame(s)" in node["status"].value()
+    node["qc_flags"].setValue("1005 bob lost at 1005")
+    node["qc_goto"].execute()
+    assert nuke.frame() == 1005
+    node["view_preview"].execute()
+    read = nuke.toNode("ActorMatte1_preview")
+    assert read is not None and read.parent is nuke.root()
+    assert read["file"].value() == "/o/preview/m/m_preview.####.png"
+    assert (read["first"].value(), read["last"].value(), read["xpos"].value()) == (1001, 1010, 250)
+    loaded = nuke.load_node("ActorMatte", nuke.saved_knobs(node))   # a script load: onCreate
+    assert loaded["qc_flags"].values()[1] == "1005 bob lost at 1005"

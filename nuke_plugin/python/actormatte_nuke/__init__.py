@@ -5,6 +5,7 @@ Public API (main thread; ``node`` defaults to ``nuke.thisNode()``):
   ``nuke -t``: blocks, prints progress and raises :class:`ActorMatteNukeError` on failure);
 - :func:`cancel` stops the node's running job; :func:`reload` re-reads the cached EXRs;
 - :func:`add_keyframe` adds the current frame to the mask keyframes of the ``masks`` input;
+- :func:`goto_flag` jumps to a QC-flagged frame, :func:`view_preview` reads the preview;
 - :func:`on_create` (the gizmo's ``onCreate``) rebuilds the layer chain from the saved knobs.
 Importing this package needs only Nuke's Python (stdlib): it never imports the core.
 """
@@ -15,9 +16,10 @@ from typing import Any
 
 import nuke
 
-from . import cli_client, knobs, masks, node, progress
+from . import cli_client, knobs, masks, node, progress, qc
 
-__all__ = ["ActorMatteNukeError", "add_keyframe", "cancel", "jobs", "on_create", "reload", "run"]
+__all__ = ["ActorMatteNukeError", "add_keyframe", "cancel", "goto_flag", "jobs", "on_create",
+           "reload", "run", "view_preview"]
 
 jobs: dict[str, progress.Job] = {}
 """Running or last jobs by node full name."""
@@ -80,6 +82,9 @@ def _finish(result: progress.JobResult, prerender: str | None) -> None:
         problems = [p for p in (node.layer_problem(x) for x in done.get("layers") or []) if p]
         status = (f"{len(done.get('layers') or [])} actor(s), frames {done['first']}-"
                   f"{done['last']} ({knobs.reuse_summary(done)})")
+        flagged = qc.set_results(target, done)
+        if flagged:
+            status += f"; {flagged} flagged frame(s): see 'flagged frames'"
         target["status"].setValue("; ".join([status, *problems, *result.warnings[:3]]))
         node.remove_prerender(prerender)
     elif result.cancelled:
@@ -91,6 +96,21 @@ def _finish(result: progress.JobResult, prerender: str | None) -> None:
 def add_keyframe(target: Any = None) -> list[int]:
     """The '+ this frame' button: add the current frame to the node's mask keyframes."""
     return masks.add_keyframe(_this(target))
+
+
+def goto_flag(target: Any = None) -> int | None:
+    """The 'go to' button: move the viewer to the selected flagged frame."""
+    return qc.goto_flag(_this(target))
+
+
+def view_preview(target: Any = None) -> Any:
+    """The 'view preview' button: a Read of the preview overlays next to the node."""
+    target = _this(target)
+    try:
+        return qc.view_preview(target)
+    except knobs.SettingsError as exc:
+        _fail(target, str(exc))
+        return None
 
 
 def cancel(target: Any = None) -> bool:
@@ -118,5 +138,6 @@ def on_create(target: Any = None) -> None:
     target = _this(target)
     try:
         node.rebuild(target)
+        qc.refresh(target)
     except Exception as exc:  # noqa: BLE001 - a broken node must not stop the script loading
         print(f"ActorMatte: cannot rebuild {target.fullName()}: {exc}")

@@ -62,6 +62,7 @@ class Settings:
     device: str = "auto"
     float32: bool = False
     overwrite: bool = False
+    make_preview: bool = False
     models: str = ""
     input_colorspace: str = ""
     start_frame: int | None = None      # movies: the Read's first frame number
@@ -180,6 +181,8 @@ def build_run_args(s: Settings) -> list[str]:
         args.append("--float32")
     if s.overwrite:
         args.append("--overwrite")
+    if s.make_preview:
+        args.append("--preview")
     return args + list(s.extra)
 
 

@@ -116,7 +116,7 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
     values = {k: node[k].value() for k in (
         "id_map", "id_map_frame", "more_id_maps", "actor_names", "actor_masks", "detect",
         "detect_threshold", "detect_max", "size", "xmem_size", "device", "float32", "overwrite",
-        "models")}
+        "make_preview", "models")}
     masks_in = node.input(1)
     placeholder = ["(masks input)"] if masks_in is not None else []
     mask_args(Settings(plate="", out_dir=out_dir, first=first, last=last,  # pre-check

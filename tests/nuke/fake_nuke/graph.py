@@ -2,7 +2,8 @@
 
 Semantics follow Foundry's Nuke Python API reference
 (learn.foundry.com/nuke/developers/latest/pythondevguide/_autosummary/):
-- ``nuke.Knob``: ``value()``, ``setValue()``, ``getValue()``; ``Int_Knob.value()`` is an int,
+- ``nuke.Knob``: ``value()``, ``setValue()``, ``getValue()``; ``Enumeration_Knob.setValues()``
+  replaces its items; ``Int_Knob.value()`` is an int,
   ``Enumeration_Knob.value()`` the item text and ``getValue()`` its index; ``File_Knob.value()``
   is the raw text and ``evaluate()`` runs its TCL (here only ``[value NODE.KNOB]``) and the frame
   number; ``PyScript_Knob.execute()`` runs its code with ``nuke.thisNode()`` set to the owner.
@@ -83,6 +84,22 @@ class Knob:
 
     def enabled(self) -> bool:
         return "+DISABLED" not in self._flags
+
+    def setValues(self, items: list[str]) -> None:  # noqa: N802
+        """``Enumeration_Knob.setValues(items)``: replace the items (the value stays if listed)."""
+        assert self._class == "Enumeration_Knob", self._class
+        self._node.module._require_main(f"{self._name}.setValues")
+        self._items = [str(i) for i in items]
+        if self._value not in self._items:
+            self._value = self._items[0] if self._items else ""
+
+    def setFlag(self, flag: int) -> None:  # noqa: N802
+        """``Knob.setFlag(nuke.DO_NOT_WRITE)`` etc.; only DO_NOT_WRITE has an effect here."""
+        self._flags.add(f"flag{flag}")
+
+    def written(self) -> bool:
+        """Whether a script save writes this knob (not DO_NOT_WRITE)."""
+        return f"flag{self._node.module.DO_NOT_WRITE}" not in self._flags
 
     def setEnabled(self, enabled: bool) -> None:  # noqa: N802
         self._node.module._require_main(f"{self._name}.setEnabled")

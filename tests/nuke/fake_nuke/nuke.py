@@ -37,6 +37,7 @@ from fake_nuke import exr_channels, nkscript
 from fake_nuke.graph import Group, InputNode, Knob, Node, is_main_thread
 
 NUKE_VERSION_MAJOR = 15
+DO_NOT_WRITE = 0x200   # knob flag: not saved with the script (Knob.h FlagMask, NDK guide)
 BUILTIN_LAYERS = {"rgba": ["rgba.red", "rgba.green", "rgba.blue", "rgba.alpha"],
                   "rgb": ["rgba.red", "rgba.green", "rgba.blue"], "alpha": ["rgba.alpha"],
                   "depth": ["depth.Z"], "mask": ["mask.a"]}
@@ -146,8 +147,8 @@ def _find_gizmo(cls: str) -> str | None:
 def saved_knobs(node: Node) -> dict[str, str]:
     """What a saved script keeps of a gizmo: its user knobs' values (never its insides)."""
     keep = {"name", *node.user_knob_names}
-    return {k: str(node[k].value()) for k in keep if node[k].Class() not in
-            ("PyScript_Knob", "Tab_Knob", "Text_Knob")}
+    return {k: str(node[k].value()) for k in keep if node[k].written() and node[k].Class()
+            not in ("PyScript_Knob", "Tab_Knob", "Text_Knob")}
 
 
 def load_node(cls: str, knob_values: dict[str, str]) -> Node:
