@@ -134,3 +134,17 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], c
     code, out = _run(capsys, *argv)
     assert code == 2
     assert json.loads(out.splitlines()[-1])["event"] == "error"
+
+
+def test_residual_layer_is_not_scored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from actormatte.export.comp import CompWriter
+
+    gt = _write(tmp_path, "gt", _alphas())
+    writer = CompWriter(tmp_path, "pred", ["bob", "ann"], W, H, residual=True, half=False)
+    for frame, alphas in _alphas().items():
+        writer.write(frame, alphas)
+    code, out = _run(capsys, "--pred", writer.pattern, "--gt", gt, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert list(report["per_layer"]) == ["bob", "ann"] and "IMQ" not in report["metrics"]
+    assert report["metrics"]["SAD"] == pytest.approx(0.0, abs=1e-9)

@@ -5,6 +5,8 @@ frames (what exists on disk), its layer names and how to read one frame as ``lay
 float32 alphas. EXR sequences hold ``<layer>.A`` channels (what ``actormatte run`` writes); a
 per-layer sequence (``--gt-layer NAME=PATTERN``) is any image OpenImageIO reads (PNG, TIFF,
 EXR), first channel, integer files scaled to 0..1 by OpenImageIO (``/255`` for 8 bits).
+The residual layer of ``--residual`` (named in ``actormatte/residual``) is not an actor and is
+left out.
 Every problem here is bad input (exit 2): no frames, unreadable files, layer sets that change
 between frames, frames of different sizes.
 """
@@ -52,7 +54,8 @@ class AlphaSequence:
             path = self.exr.path_for(frame)
             if not path.is_file():
                 raise InputError(f"{self.description}: frame {frame} is missing ({path})")
-            alphas, _ = read_matte_exr(path)
+            alphas, metadata = read_matte_exr(path)
+            alphas.pop(metadata.get("residual") or "", None)
             if set(alphas) != set(self.layers):
                 raise InputError(
                     f"{self.description}: frame {frame} has layers {sorted(alphas)}, the first "
@@ -80,7 +83,8 @@ def open_exr_sequence(pattern: str, what: str) -> AlphaSequence:
     parsed = parse_plate_pattern(pattern)
     description = f"{what} {parsed.hashes()}"
     frames = _discover(parsed, description)
-    alphas, _ = read_matte_exr(parsed.path_for(frames[0]))
+    alphas, metadata = read_matte_exr(parsed.path_for(frames[0]))
+    alphas.pop(metadata.get("residual") or "", None)  # rest.A of --residual is no actor
     if not alphas:
         raise InputError(f"{description}: frame {frames[0]} has no <layer>.A channel; give "
                          "matte EXRs (as `actormatte run` writes) or --gt-layer NAME=PATTERN")
