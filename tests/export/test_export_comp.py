@@ -97,3 +97,20 @@ def test_farm_chunks_get_the_comp_flags() -> None:
     words = farm_cmd._matte_options(args, "shot_mattes")  # type: ignore[arg-type]
     assert words[-4:] == ["--exclusive", "--residual", "--compression", "piz"]
     assert comp_flags(SimpleNamespace()) == []
+
+
+def test_run_and_matte_flags_reach_the_export_config() -> None:
+    from actormatte.cli.main import build_parser
+    from actormatte.cli.options import export_from_args
+
+    parser = build_parser()
+    for argv in (["run", "p.####.exr", "--out", "o", "--masks", "m.png"],
+                 ["matte", "--work", "w", "--out", "o"]):
+        args = parser.parse_args([*argv, "--exclusive", "--residual", "--foreground",
+                                  "--compression", "dwab"])
+        export = export_from_args(args)
+        assert (export.exclusive, export.residual, export.foreground, export.compression) == (
+            True, True, True, "dwab")
+        plain = export_from_args(parser.parse_args(argv))
+        assert (plain.exclusive, plain.residual, plain.foreground, plain.compression) == (
+            False, False, False, "zip")
