@@ -56,7 +56,7 @@ def uncertain_band(alpha: np.ndarray, threshold: float, radius: int) -> np.ndarr
     unsure = ((alpha > threshold) & (alpha < 1.0 - threshold)).astype(np.uint8)
     if radius > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
-        unsure = cv2.dilate(unsure, kernel)
+        unsure = np.asarray(cv2.dilate(unsure, kernel), dtype=np.uint8)
     return unsure.astype(bool)
 
 
