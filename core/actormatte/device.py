@@ -105,6 +105,8 @@ def precision_forward(forward: Callable[..., Any], precision: Precision) -> Call
 def _to_float32(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return out.float() if out.is_floating_point() else out
+    if isinstance(out, dict):
+        return {key: _to_float32(value) for key, value in out.items()}
     if dataclasses.is_dataclass(out) and not isinstance(out, type):
         changes = {f.name: _to_float32(getattr(out, f.name)) for f in dataclasses.fields(out)}
         return dataclasses.replace(out, **changes)
