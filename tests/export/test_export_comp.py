@@ -116,3 +116,10 @@ def test_run_and_matte_flags_reach_the_export_config() -> None:
         plain = export_from_args(parser.parse_args(argv))
         assert (plain.exclusive, plain.residual, plain.foreground, plain.compression) == (
             False, False, False, "zip")
+
+
+def test_colour_beyond_half_range_is_clipped(tmp_path: Path) -> None:
+    writer = CompWriter(tmp_path, "m", ["bob"], W, H, plate_rgb=lambda f: _plate(f) * 1e6)
+    path = writer.write(1, {"bob": np.ones((H, W), np.float32)})
+    names, _, pixels = _channels(path)
+    assert np.isfinite(pixels).all() and pixels[..., names.index("bob.R")].max() == 65504.0

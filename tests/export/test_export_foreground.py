@@ -59,3 +59,11 @@ def test_box_follows_the_actor() -> None:
     assert actor_box(np.zeros((4, 4), np.float32), 4) is None
     with pytest.raises(ShapeError):
         estimate_foreground(np.zeros((4, 4, 3), np.float32), np.zeros((4, 5), np.float32))
+
+
+def test_nan_and_inf_plate_pixels_count_as_zero() -> None:
+    plate, alpha, _ = _composite()
+    plate[30, 30] = np.nan
+    plate[31, 31] = np.inf
+    estimate = estimate_foreground(plate, alpha)
+    assert np.isfinite(estimate).all()

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zip", "zips", "piz", "dwaa", "dwab", "none")
 LOSSY_COMPRESSIONS = ("dwaa", "dwab")
+_HALF_MAX = 65504.0
 
 #: ``plate_rgb(frame) -> (H, W, 3) float32`` in the plate's own colour space.
 PlateReader = Callable[[int], np.ndarray]
@@ -125,6 +126,8 @@ class CompWriter(MatteWriter):
             plate = self.plate_rgb(frame)
             for k, layer in enumerate(self.layers):
                 colour = foreground.estimate_foreground(plate, actors[k], margin=self.margin)
+                if self.half:  # beyond half's range would be inf in the file
+                    colour = np.clip(colour, -_HALF_MAX, _HALF_MAX)
                 for c, suffix in enumerate(("R", "G", "B")):
                     planes[f"{layer}.{suffix}"] = colour[:, :, c]
         return np.stack([planes[channel] for channel in self.channels], axis=-1)

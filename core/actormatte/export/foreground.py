@@ -10,7 +10,7 @@ a margin, so the cost follows the actor's size, not the frame's.
 pymatting clamps F and B to 0..1; the model is linear, so the crop is mapped to 0..1 by its own
 range (``min(0, lo)`` .. ``max(1, hi)``) before and mapped back after, which keeps HDR highlights
 and negative scene-linear values. Then ``F = plate`` where α = 1, and the stored colour is
-``α · F``: 0 where α = 0, the plate where α = 1.
+``α · F``: 0 where α = 0, the plate where α = 1. NaN or infinite plate pixels count as 0.
 
 pymatting is imported lazily (it pulls numba): its first import in a fresh environment
 JIT-compiles its kernels once and caches them next to the package.
@@ -76,7 +76,7 @@ def estimate_foreground(plate: np.ndarray, alpha: np.ndarray, *,
     box = actor_box(alpha, margin)
     if box is None:
         return out
-    crop = plate[box].astype(np.float32)  # (h, w, 3)
+    crop = np.nan_to_num(plate[box].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     crop_alpha = alpha[box].astype(np.float32)  # (h, w)
     low = min(0.0, float(crop.min()))
     high = max(1.0, float(crop.max()))
