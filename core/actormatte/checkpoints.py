@@ -139,7 +139,8 @@ class CheckpointStore:
                 path.unlink(missing_ok=True)
             elif match:
                 position = int(match.group(1))
-                if position > upto or digests[position] != match.group(2):
+                if (position > upto or position >= len(digests)
+                        or digests[position] != match.group(2)):
                     path.unlink(missing_ok=True)
 
     def load(self, key: str, position: int, digest: str, device: torch.device
