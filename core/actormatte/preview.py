@@ -100,6 +100,7 @@ def find_sequence(out_dir: Path, name: str | None = None) -> MatteSequence:
     padding = min(width for _, width in groups[name])
     first = out_dir / f"{name}.{frames[0]:0{padding}d}.exr"
     layers, metadata = read_matte_exr(first)
+    layers.pop(metadata.get("residual") or "", None)  # --residual's rest.A is no actor (#14)
     instances = json.loads(metadata.get("instances", "{}"))
     names = [str(instances.get(layer, {}).get("name", layer)) for layer in layers]
     ids = [int(instances.get(layer, {}).get("id", i + 1)) for i, layer in enumerate(layers)]

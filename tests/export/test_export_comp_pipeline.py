@@ -69,3 +69,12 @@ def test_done_event_of_plain_mattes_is_unchanged(tmp_path: Path) -> None:
     writer.write(1001, {"bob": np.zeros((8, 8), np.float32)})
     assert done_fields(writer.pattern, 1001) == {}
     assert done_fields(str(tmp_path / "none.####.exr"), 1001) == {}
+
+
+def test_preview_sequence_leaves_the_residual_out(tmp_path: Path) -> None:
+    from actormatte.export.comp import CompWriter
+    from actormatte.preview import find_sequence
+
+    writer = CompWriter(tmp_path, "m", ["bob"], 8, 8, residual=True)
+    writer.write(1001, {"bob": np.zeros((8, 8), np.float32)})
+    assert find_sequence(tmp_path).layers == ["bob"]
