@@ -29,6 +29,7 @@ def plot_frame_errors(report: dict[str, Any], path: str | os.PathLike[str]) -> N
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise DependencyError("--plot needs matplotlib: pip install matplotlib") from exc
     frames = [row["frame"] for row in report["frames"]]
@@ -43,6 +44,8 @@ def plot_frame_errors(report: dict[str, Any], path: str | os.PathLike[str]) -> N
         axis.grid(True, alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize="small")
     axes[-1, 0].set_xlabel("frame")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].ticklabel_format(axis="x", useOffset=False, style="plain")
     figure.suptitle("per-frame error per actor (MaGGIe scale)")
     figure.tight_layout()
     try:
