@@ -28,12 +28,11 @@ from actormatte.matting import load_maggie
 from actormatte.matting.reference import forward_official
 from actormatte.matting.sparse import predict_details
 from actormatte.propagation import XMemProcessor, load_xmem
+from propagation.golden_runner import config_of
 from support.reference import ROOT, XMEM_REF
 
 sys.path.insert(0, str(ROOT / "tests" / "matting"))
-sys.path.insert(0, str(ROOT / "tests" / "propagation"))
 from _sparse_fixtures import DetailLayersStandIn, random_checkpoint, random_inputs  # noqa: E402
-from golden_runner import config_of  # noqa: E402
 from test_maggie_golden import WEIGHTS, _check_outputs, _golden, _inputs  # noqa: E402
 
 pytestmark = pytest.mark.gpu
