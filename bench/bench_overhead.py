@@ -165,7 +165,7 @@ class StandInMaggie:
         self.forward = timers.wrap(self._forward, "network")
         self.__call__ = self.forward
         self.encode_frames = timers.wrap(self._encode, "network")
-        self.decode_window = timers.wrap(self._decode, "network")
+        self.decode_frames = timers.wrap(self._decode, "network")
         self.is_video = True
 
     def _forward(self, image: Any, mask: Any) -> Any:
@@ -176,10 +176,10 @@ class StandInMaggie:
         return SimpleNamespace(refined=mask.float(), diff_forward=zeros, diff_backward=zeros)
 
     def _encode(self, image: Any, masks: Any) -> Any:
-        return SimpleNamespace(masks=masks)
+        return masks
 
-    def _decode(self, features: list[Any], masks: Any) -> Any:
-        return self._forward(None, masks[None] if masks.dim() == 4 else masks)
+    def _decode(self, features: Any, masks: Any) -> Any:
+        return self._forward(None, masks)
 
 
 def _patch_networks(timers: Timers) -> None:
@@ -196,6 +196,9 @@ def _patch_networks(timers: Timers) -> None:
             module.load_maggie = timers.wrap(lambda *a, **k: StandInMaggie(timers), "network")
         if hasattr(module, "weights_sha256"):
             module.weights_sha256 = lambda *a, **k: "0" * 64
+        features = getattr(module, "FrameFeatures", None)
+        if features is not None and hasattr(features, "cat"):
+            features.cat = staticmethod(lambda parts: parts[-1])
     del actormatte
 
 

@@ -12,6 +12,11 @@ first event (validation, hashing the weights).
 
     .venv/bin/python bench/bench_pipeline.py [--frames 24] [--width 1920 --height 1080]
         [--schedules window5,reference] [--devices cpu,cuda] [--models DIR] [--threads N]
+
+``--trees before=DIR,after=DIR`` instead times the ``matte`` stage alone (after an untimed
+``propagate``) of each source tree in its own process (``PYTHONPATH=<tree>/core``), alternating
+trees per ``--repeats``: process CPU seconds and wall seconds per output frame, their ratio, and
+the largest difference between the two trees' EXRs.
 """
 
 from __future__ import annotations
@@ -79,8 +84,83 @@ def bench(shot, models: Path, out: Path, schedule: str, device: str, size: int,
     return dict(clock.seconds), total
 
 
+def matte_child(args: argparse.Namespace) -> None:
+    """Propagate (untimed), then time ``pipeline.matte``: wall and process CPU per frame."""
+    import json
+    import os
+
+    import actormatte
+
+    work = Path(args.child_dir) / "work"
+    pipeline.propagate(pipeline.PropagateOptions(
+        plate=args.plate, work=str(work), masks=MaskConfig(masks=(args.ids,)),
+        models=str(args.models), device="cpu", propagate=PropagateConfig(size=args.xmem_size)))
+    cpu0, wall0 = os.times(), time.perf_counter()
+    result = pipeline.matte(pipeline.MatteOptions(
+        work=str(work), out=str(Path(args.child_dir) / "out"), models=str(args.models),
+        device="cpu", matte=MatteConfig(size=args.size), export=ExportConfig(overwrite=True)))
+    wall, cpu1 = time.perf_counter() - wall0, os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    print(json.dumps({"tree": actormatte.__file__, "frames": result.frames_written,
+                      "wall": wall, "cpu": cpu}))
+
+
+def matte_side_by_side(args: argparse.Namespace) -> None:
+    """``--trees``: the matte stage of each source tree on one shot, alternating, repeated."""
+    import json
+    import os
+    import subprocess
+
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from support.shots import write_shot
+
+    trees = dict(item.split("=", 1) for item in args.trees.split(","))
+    with tempfile.TemporaryDirectory(prefix="bench_matte_") as tmp:
+        root = Path(tmp)
+        models = args.models or make_models(root / "models")
+        shot = write_shot(root / "shot", args.frames, width=args.width, height=args.height,
+                          actors=args.actors)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        for repeat in range(args.repeats):
+            order = list(trees.items())[::-1 if repeat % 2 else 1]
+            for name, tree in order:
+                env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve() / "core"))
+                command = [sys.executable, __file__, "--child-matte", str(root / name),
+                           "--plate", shot.pattern, "--ids", str(shot.ids), "--models",
+                           str(models), "--size", str(args.size), "--xmem-size",
+                           str(args.xmem_size), "--threads", str(args.threads or 0)]
+                done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                      check=True)
+                runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"matte stage, {args.width}x{args.height}, {args.frames} frames, {args.actors} "
+              f"actors, MaGGIe short side {args.size}, window5; per output frame, median of "
+              f"{args.repeats}")
+        for name in trees:
+            cpu = np.median([r["cpu"] / r["frames"] for r in runs[name]])
+            wall = np.median([r["wall"] / r["frames"] for r in runs[name]])
+            print(f"  {name:10s} CPU {cpu:7.2f} s  wall {wall:7.2f} s")
+        names = list(trees)
+        if len(names) == 2:
+            first, second = (np.median([r["cpu"] / r["frames"] for r in runs[n]]) for n in names)
+            worst = 0.0
+            for path in sorted((root / names[0] / "out").glob("*.exr")):
+                a = oiio.ImageBuf(str(path)).get_pixels(oiio.FLOAT)
+                b = oiio.ImageBuf(str(root / names[1] / "out" / path.name)).get_pixels(oiio.FLOAT)
+                worst = max(worst, float(np.abs(a - b).max()))
+            print(f"  CPU ratio {names[1]}/{names[0]} = {second / first:.3f}; largest alpha "
+                  f"difference between the trees' EXRs {worst:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trees", default=None,
+                        help="name=path,... : time the matte stage of each source tree")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--child-matte", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--plate", help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
@@ -94,6 +174,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.child_matte:
+        args.child_dir = args.child_matte
+        matte_child(args)
+        return
+    if args.trees:
+        matte_side_by_side(args)
+        return
     from support.shots import write_shot
 
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:

@@ -14,9 +14,10 @@ default, the official ``align_corners=True`` reverse with ``--schedule reference
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,11 +28,13 @@ from actormatte.export import MatteWriter
 from actormatte.jobs import Job, WorkFolder
 from actormatte.matting.guided import refine_stream
 from actormatte.matting.loading import load_maggie
+from actormatte.matting.model import FrameFeatures
 from actormatte.matting.resample import Resample, plan_for_shot
 from actormatte.matting.windows import WindowRunner
-from actormatte.progress import CancelToken
+from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent
 from actormatte.provenance import provenance_for_stage, split_frames
 from actormatte.shot import Shot
+from actormatte.stream import WriteBehind, io_workers
 
 _PAD = 64
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)  # (3, 1, 1)
@@ -144,12 +147,16 @@ class MatteStage:
         net = load_maggie(weights.parent, variant, device=self.device,
                           sparse_backend=self.config.sparse_backend)  # type: ignore[arg-type]
         # --precision: autocast/TF32 around each forward, outputs float32 (actormatte.device)
-        forward = precision_forward(net.__call__, resolve_precision(
-            self.config.precision, torch.device(self.device).type))
+        precision = resolve_precision(self.config.precision, torch.device(self.device).type)
+        forward = precision_forward(net.__call__, precision)
+        # Each frame encoded once per actor slots, reused by every window holding it.
+        split = (precision_forward(net.encode_frames, precision),
+                 precision_forward(net.decode_frames, precision), FrameFeatures.cat)
         self.runner = WindowRunner(forward if variant == "video" else None,
                                    forward if variant == "image" else None,
                                    self.config.schedule, self.config.window, self.config.stride,
-                                   self.config.max_instances)
+                                   self.config.max_instances,
+                                   split=split if variant == "video" else None)
 
     def split(self, first: int, last: int, overwrite: bool) -> tuple[list[int], list[int]]:
         """Frames of ``first .. last`` to compute, and frames to reuse (actormatte.provenance)."""
@@ -291,3 +298,65 @@ class MaskMemo(WorkFolder):
         if labels is not None and (labels.shape[1], labels.shape[0]) == size:
             return labels
         return super().read_mask(frame, size)
+
+
+class MatteOutputs:
+    """Writes a stage's mattes behind the compute and reports each frame once it is on disk.
+
+    ``matte`` progress is reported when a frame is computed; the ``frame`` event and ``write``
+    progress when its EXR is complete, in frame order. :meth:`close` waits for the writes in
+    flight (and reports them), so an error or a cancel leaves complete files only.
+
+    Args:
+        stage: The matte stage (its :meth:`MatteStage.write` runs in the writer threads).
+        total: Frames of the command's range.
+        progress: Progress callback.
+        events: The protocol's ``frame`` events.
+    """
+
+    def __init__(self, stage: MatteStage, total: int, progress: ProgressCallback,
+                 events: Callable[[str, dict[str, Any]], None]) -> None:
+        self._stage = stage
+        self._total = total
+        self._progress = progress
+        self._events = events
+        self._matted = self._done = 0
+        self.written = 0
+        workers = io_workers()
+        self._pool: WriteBehind[Path] = WriteBehind(workers.write, depth=workers.write + 1)
+
+    def skip(self, frames: Sequence[int]) -> None:
+        """Report frames already complete on disk."""
+        for frame in frames:
+            self._matted += 1
+            self._done += 1
+            self._events("frame", {"frame": frame, "path": str(self._stage.writer.path_for(frame)),
+                                   "skipped": True})
+            self._progress(ProgressEvent("matte", self._matted, self._total, frame))
+            self._progress(ProgressEvent("write", self._done, self._total, frame))
+
+    def add(self, mattes: Iterator[tuple[int, np.ndarray]], cancel: CancelToken) -> None:
+        """Queue the writes of ``(frame, alphas (N, H, W))``; checks ``cancel`` after each."""
+        for frame, alphas in mattes:
+            self._matted += 1
+            self._progress(ProgressEvent("matte", self._matted, self._total, frame))
+            write = functools.partial(self._stage.write, frame, alphas)
+            for done, path in self._pool.submit(frame, write):
+                self._report(done, path)
+            cancel.check()
+
+    def finish(self) -> None:
+        """Wait for every write (raising the first error) and report them."""
+        for frame, path in self._pool.drain():
+            self._report(frame, path)
+
+    def close(self) -> None:
+        """Wait for the writes in flight and report the ones that completed (idempotent)."""
+        for frame, path in self._pool.close():
+            self._report(frame, path)
+
+    def _report(self, frame: int, path: Path) -> None:
+        self.written += 1
+        self._done += 1
+        self._events("frame", {"frame": frame, "path": str(path), "skipped": False})
+        self._progress(ProgressEvent("write", self._done, self._total, frame))

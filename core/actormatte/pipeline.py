@@ -8,16 +8,20 @@ Python. Each entry point takes a frozen options dataclass, a progress callback a
 - :func:`run`: both, with the work folder under ``<out>/.actormatte/<name>`` by default.
 
 Every cheap check (plate, frame range, colour space, masks, names, output and work folders,
-weights files, device) runs before a network is loaded or a file is written; then every frame of
-the range is decoded once (the ``read`` stage) so a truncated file fails with exit code 2 before
-any output exists. Optional ``events`` receive the protocol's ``start`` and ``frame`` events.
+weights files, device) runs before a network is loaded or a file is written; then every frame's
+header and end are checked without decoding it (the ``read`` stage), so a bad or truncated file
+fails with exit code 2 before any output exists. :func:`run` is one streaming pass: each frame is
+decoded and colour-converted once (read ahead in worker threads), feeds XMem, and each matte
+window runs as soon as the ID maps it needs exist; EXRs are written behind the compute. A frame
+that still fails to decode mid-run exits 2 naming it, leaving complete frames only. Optional
+``events`` receive the protocol's ``start`` and ``frame`` events.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +40,12 @@ from actormatte.export import check_output_collision, make_layer_names
 from actormatte.export.comp import make_writer
 from actormatte.jobs import Job, WorkFolder, check_folder_writable
 from actormatte.locks import check_work_unlocked, lock_output, lock_work, releases_locks
-from actormatte.matte import MatteStage, matting_size
+from actormatte.masks import KeyframeSet
+from actormatte.matte import MaskMemo, MatteOutputs, MatteStage, MatteStream, matting_size
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from actormatte.propagate import make_job, run_propagation, work_state
+from actormatte.propagate import make_job, plan_passes, run_propagation, work_state
 from actormatte.propagation import load_xmem
-from actormatte.shot import Shot, load_shot_keyframes, open_shot, read_check, weights_sha256
+from actormatte.shot import Shot, check_frames, load_shot_keyframes, open_shot, weights_sha256
 from actormatte.weights import model_path, resolve_models_dir
 
 logger = logging.getLogger(__name__)
@@ -196,15 +201,17 @@ def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_
     events("start", _start_fields("propagate", shot, job, layers, work))
     network = None
     if state != "complete":
-        read_check(shot, shot.first, shot.last, progress, cancel)
+        check_frames(shot, shot.first, shot.last, progress, cancel)
         network = load_xmem(xmem_path, device=device)
     done = resumed = 0
-    for frame, was_resumed in run_propagation(shot, keyframes, job, work, network,
-                                              options.propagate, device, state):
-        done += 1
-        resumed += was_resumed
-        progress(ProgressEvent("propagate", done, shot.num_frames, frame))
-        cancel.check()
+    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state)
+    del network
+    with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("propagate")):
+        for frame, was_resumed in steps:
+            done += 1
+            resumed += was_resumed
+            progress(ProgressEvent("propagate", done, shot.num_frames, frame))
+            cancel.check()
     return PropagateResult(str(work.root), shot.first, shot.last, done - resumed, resumed)
 
 
@@ -244,9 +251,11 @@ def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress
     todo, skipped = stage.split(first, last, options.export.overwrite)
     window_frames = stage.frames_read(todo)
     if window_frames is not None:
-        read_check(shot, *window_frames, progress, cancel)
+        check_frames(shot, *window_frames, progress, cancel)
         stage.load_networks(weights)
-    return _write(stage, first, last, todo, skipped, progress, cancel, events)
+    stream = MatteStream(stage, todo, masks_on_disk=True)
+    with shot.streaming(stage.read_order(todo), stream.needs, _resume("matte")):
+        return _write(stage, stream, (first, last), todo, skipped, progress, cancel, events)
 
 
 @releases_locks
@@ -267,7 +276,7 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     check_folder_writable(out, "--out")
     shot = open_shot(options.plate, options.frames, options.read)
     name = options.export.name or shot.default_name()
-    work = WorkFolder(options.work or out / ".actormatte" / name)
+    work = MaskMemo(options.work or out / ".actormatte" / name)
     work.check_writable()
     keyframes = load_shot_keyframes(shot, options.masks, models, device)
     job = make_job(shot, keyframes, options.propagate, weights_sha256(models, "xmem", xmem_path))
@@ -278,17 +287,25 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     state = work_state(work, job, options.export.overwrite)
     events("start", {**_start_fields("run", shot, job, list(stage.writer.layers), work),
                      **_output_fields(stage)})
-    read_check(shot, shot.first, shot.last, progress, cancel)
     todo, skipped = stage.split(shot.first, shot.last, options.export.overwrite)
+    if state != "complete":
+        check_frames(shot, shot.first, shot.last, progress, cancel)
+    elif (span := stage.frames_read(todo)) is not None:
+        check_frames(shot, span[0], span[1], progress, cancel)
     network = load_xmem(xmem_path, device=device) if state != "complete" else None
     if todo:
         stage.load_networks(weights)
-    for done, (frame, _) in enumerate(run_propagation(shot, keyframes, job, work, network,
-                                                      options.propagate, device, state), 1):
-        progress(ProgressEvent("propagate", done, shot.num_frames, frame))
-        cancel.check()
-    del network
-    return _write(stage, shot.first, shot.last, todo, skipped, progress, cancel, events)
+    # One pass: each frame is decoded once for XMem and the windows that read it; a window runs
+    # as soon as its ID maps exist (they are kept in memory for it, see MaskMemo).
+    stream = MatteStream(stage, todo, masks_on_disk=state == "complete")
+    work.keep = stream.needs
+    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state)
+    del network  # the propagation generator holds it until it is exhausted
+    order = (_propagation_order(keyframes, shot) if state != "complete"
+             else stage.read_order(todo))
+    with shot.streaming(order, stream.needs, _resume("run")):
+        return _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
+                      events, steps)
 
 
 def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: MatteConfig,
@@ -326,29 +343,43 @@ def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: Matte
     return MatteStage(shot, job, work, writer, config, device), weights
 
 
-def _write(stage: MatteStage, first: int, last: int, todo: list[int], skipped: list[int],
-           progress: ProgressCallback, cancel: CancelToken, events: EventCallback) -> RunResult:
-    """Report skipped frames, then matte and write ``todo``."""
-    total = last - first + 1
-    for done, frame in enumerate(skipped, 1):
-        events("frame", {"frame": frame, "path": str(stage.writer.path_for(frame)),
-                         "skipped": True})
-        progress(ProgressEvent("matte", done, total, frame))
-        progress(ProgressEvent("write", done, total, frame))
+def _write(stage: MatteStage, stream: MatteStream, span: tuple[int, int], todo: list[int],
+           skipped: list[int], progress: ProgressCallback, cancel: CancelToken,
+           events: EventCallback, steps: Iterator[tuple[int, bool]] | None = None) -> RunResult:
+    """Report skipped frames, then matte ``todo`` as ``steps`` (propagation) make it ready.
+
+    The EXRs are written behind the compute; whatever ends the loop (an error, a cancel), the
+    writes in flight finish first, so only complete frames are left.
+    """
+    outputs = MatteOutputs(stage, span[1] - span[0] + 1, progress, events)
+    outputs.skip(skipped)
     if todo:
         stage.writer.check_writable()
         stage.writer.cleanup_stale_temps()
-    written = 0
-    for frame, mattes in stage.mattes(todo, cancel):
-        written += 1
-        done = len(skipped) + written
-        progress(ProgressEvent("matte", done, total, frame))
-        path = stage.write(frame, mattes)
-        events("frame", {"frame": frame, "path": str(path), "skipped": False})
-        progress(ProgressEvent("write", done, total, frame))
-        cancel.check()
-    return RunResult(written, len(skipped), str(stage.writer.out_dir), stage.writer.pattern,
-                     first, last, list(stage.writer.layers), str(stage.work.root))
+    try:
+        for done, (frame, _) in enumerate(steps or (), 1):
+            progress(ProgressEvent("propagate", done, stage.source.num_frames, frame))
+            stream.mask_ready(frame)
+            outputs.add(stream.ready(), cancel)
+            cancel.check()
+        outputs.add(stream.ready(), cancel)
+        outputs.finish()
+    finally:
+        outputs.close()
+    return RunResult(outputs.written, len(skipped), str(stage.writer.out_dir),
+                     stage.writer.pattern, span[0], span[1], list(stage.writer.layers),
+                     str(stage.work.root))
+
+
+def _propagation_order(keyframes: KeyframeSet, shot: Shot) -> list[int]:
+    """The frames XMem reads, in its order (for the read-ahead)."""
+    return [frame for step in plan_passes(keyframes, shot.first, shot.last)
+            for frame in step.order]
+
+
+def _resume(command: str) -> str:
+    return (f"; frames finished so far are kept: fix that frame, then run the same `actormatte "
+            f"{command}` command again to resume")
 
 
 def _start_fields(command: str, shot: Shot, job: Job, layers: list[str], work: WorkFolder,

@@ -65,12 +65,11 @@ from actormatte.propagation import (
     XMemConfig,
     XMemNet,
     XMemProcessor,
-    normalise_frame,
-    resize_for_xmem,
     resize_mask_to,
     upsample_prob,
     xmem_image_size,
 )
+from actormatte.propagation.preprocess import prepare_xmem_frame
 from actormatte.shot import Shot
 
 logger = logging.getLogger(__name__)
@@ -288,8 +287,8 @@ class Propagator:
 
     def _image(self, frame: int) -> torch.Tensor:
         """Normalised frame at XMem's size. Shape: (3, h, w)."""
-        image = normalise_frame(self._read(frame))  # (3, H, W) from (H, W, 3) uint8
-        return resize_for_xmem(image, self._config.size).to(self._device)
+        # resize first, then normalise, on the device (preprocess.prepare_xmem_frame)
+        return prepare_xmem_frame(self._read(frame), self._config.size, self._device)
 
     def _resize_mask(self, masks: torch.Tensor) -> torch.Tensor:
         """Keyframe masks to XMem's size (legacy nearest). Shape: (K, H, W) -> (K, h, w).

@@ -2,17 +2,22 @@
 
 Called by :mod:`actormatte.pipeline` before anything heavy runs: :func:`open_shot` checks the plate
 and the range, :func:`load_shot_keyframes` reads and checks the masks (or runs ``--detect``),
-:func:`read_check` decodes every frame once (the ``read`` stage), :func:`weights_sha256` gives the
-digest recorded in job.json and the EXR metadata.
+:func:`check_frames` checks every frame's header and end without decoding it (the ``read``
+stage), :func:`weights_sha256` gives the digest recorded in job.json and the EXR metadata.
+:meth:`Shot.streaming` attaches a bounded :class:`~actormatte.stream.FrameStore`, so while it is
+attached every stage of the process reads each frame's one decode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +38,15 @@ from actormatte.masks import (
 )
 from actormatte.masks.mask_layers import parse_mask_layers_arg
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent
+from actormatte.stream import FrameStore, io_workers, set_oiio_threads
 from actormatte.weights import recorded_sha256
 
 logger = logging.getLogger(__name__)
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
+
+#: Frames a :class:`FrameStore` holds at most: two window5 windows and the read-ahead.
+STORE_CAPACITY = 12
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Shot:
     start_frame: int = 1
     colorspace_reason: str = ""
     _last_read: tuple[int, np.ndarray] | None = field(default=None, repr=False)
+    store: FrameStore | None = field(default=None, repr=False)
 
     @property
     def num_frames(self) -> int:
@@ -71,12 +81,37 @@ class Shot:
         return self.last - self.first + 1
 
     def read_uint8(self, frame: int) -> np.ndarray:
-        """A plate frame as 8-bit sRGB, what both networks take. Shape: (H, W, 3) uint8."""
+        """A plate frame as 8-bit sRGB, what both networks take. Shape: (H, W, 3) uint8.
+
+        Goes through :attr:`store` while one is attached (:meth:`streaming`), so every stage of
+        the process shares one decode per frame.
+        """
+        if self.store is not None:
+            return self.store.get(frame)
         if self._last_read is not None and self._last_read[0] == frame:
             return self._last_read[1]
-        rgb = self.converter.to_uint8(self.plate.read(frame))
+        rgb = self.decode_uint8(frame)
         self._last_read = (frame, rgb)
         return rgb
+
+    def decode_uint8(self, frame: int) -> np.ndarray:
+        """Decode and convert one frame, no caching. Shape: (H, W, 3) uint8."""
+        return self.converter.to_uint8(self.plate.read(frame))
+
+    @contextlib.contextmanager
+    def streaming(self, order: Sequence[int], keep: Callable[[int], bool] | None = None,
+                  resume_hint: str = "") -> Iterator[FrameStore]:
+        """Attach a :class:`~actormatte.stream.FrameStore` reading ahead in ``order``."""
+        workers = io_workers()
+        set_oiio_threads(workers.oiio)
+        store = FrameStore(self.decode_uint8, order, keep, capacity=STORE_CAPACITY,
+                           depth=workers.depth, workers=workers.read, resume_hint=resume_hint)
+        self.store, self._last_read = store, None
+        try:
+            yield store
+        finally:
+            self.store = None
+            store.close()
 
     def default_name(self) -> str:
         """``<plate stem>_mattes``: the output name when ``--name`` is not given."""
@@ -155,21 +190,82 @@ def load_shot_keyframes(shot: Shot, masks: MaskConfig, models_dir: Path,
                           mask_layers=mask_layers)
 
 
-def read_check(shot: Shot, first: int, last: int, progress: ProgressCallback,
-               cancel: CancelToken) -> None:
-    """Decode every frame of ``first .. last`` once (the ``read`` stage).
+def check_frames(shot: Shot, first: int, last: int, progress: ProgressCallback,
+                 cancel: CancelToken) -> None:
+    """Check every frame of ``first .. last`` without decoding it (the ``read`` stage).
 
-    Catches truncated or unreadable files and frames of another size before anything is
-    written. Frames are dropped as soon as they are checked.
+    Reads each file's header (size, deep, channel count against the first frame's) and looks
+    for cheap signs of truncation (:func:`frame_problem`), so a bad plate writes nothing. A
+    frame damaged inside still fails when it is decoded, mid-run, with exit code 2.
 
     Raises:
-        InputError: A frame cannot be decoded or has another size (names the file).
+        InputError: A frame is unreadable, of another size or layout, or truncated (names it).
     """
     total = last - first + 1
     for done, frame in enumerate(range(first, last + 1), start=1):
         cancel.check()
-        shot.plate.read(frame)
+        if isinstance(shot.plate, ImageSequencePlate):
+            problem = frame_problem(shot.plate, frame)
+            if problem is not None:
+                raise InputError(f"plate frame {frame} {problem}: {shot.plate.path_for(frame)}; "
+                                 "re-render or re-copy it")
         progress(ProgressEvent("read", done, total, frame))
+
+
+def frame_problem(plate: ImageSequencePlate, frame: int) -> str | None:
+    """What is wrong with one frame file, from its header and its end (``None``: looks whole).
+
+    The end check depends on the format: EXR, TIFF and DPX decode their last scanline chunk
+    or tile (random access: only that chunk is read, as the EXR writer's own completeness check
+    does); PNG must end with its ``IEND`` chunk and JPEG with an end-of-image marker.
+    """
+    import OpenImageIO as oiio
+
+    path = plate.path_for(frame)
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    inp = oiio.ImageInput.open(path, config)
+    if inp is None:
+        return f"is unreadable ({oiio.geterror()})"
+    try:
+        spec = inp.spec()
+        if spec.deep:
+            return "is a deep image (flatten it first)"
+        display = plate.geometry.display  # the format; width/height is the working window
+        if (spec.full_width, spec.full_height) != display.size:
+            return (f"is {spec.full_width}x{spec.full_height} but the plate is "
+                    f"{display.width}x{display.height}")
+        if spec.nchannels != plate.channels:
+            return f"has {spec.nchannels} channels, the plate's first frame {plate.channels}"
+        return None if _end_decodes(inp, spec, path) else "is truncated or corrupt"
+    finally:
+        inp.close()
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _end_decodes(inp: Any, spec: Any, path: str) -> bool:
+    """Whether the last chunk of an open file decodes (or its end marker is there)."""
+    import OpenImageIO as oiio
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".png", ".jpg", ".jpeg"):
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - 64))
+            tail = handle.read()
+        return tail.endswith(_PNG_END) if ext == ".png" else b"\xff\xd9" in tail
+    end = spec.y + spec.height
+    if spec.tile_width > 0:
+        x = spec.x + (spec.width - 1) // spec.tile_width * spec.tile_width
+        y = spec.y + (spec.height - 1) // spec.tile_height * spec.tile_height
+        pixels = inp.read_tile(0, 0, x, y, spec.z, oiio.FLOAT)
+    else:
+        rows = max(spec.get_int_attribute("oiio:RowsPerChunk", 16), 1)
+        pixels = inp.read_scanlines(0, 0, max(end - rows, spec.y), end, 0, 0, 1, oiio.FLOAT)
+    if pixels is None:
+        inp.geterror()
+    return pixels is not None
 
 
 def weights_sha256(models_dir: Path, name: str, path: Path) -> str:

@@ -211,8 +211,17 @@ class MaggieDecoder(nn.Module):
         Shape:
             aspp_out: (BT, 512, h32, w32); masks: (B, T, N, H, W) binary.
         """
+        return self.forward_os8(self.trunk(aspp_out, feats), feats, masks)
+
+    def forward_os8(self, feat_os8: torch.Tensor, feats: EncoderFeatures,
+                    masks: torch.Tensor) -> MattingOutput:
+        """Decode from the per-frame trunk output (the window runner reuses it across windows).
+
+        Shape:
+            feat_os8: (BT, 128, h8, w8) from :meth:`trunk`; masks: (B, T, N, H, W) binary.
+        """
         batch, frames, num, height, width = masks.shape
-        coarse = self.coarse(self.trunk(aspp_out, feats), masks)
+        coarse = self.coarse(feat_os8, masks)
         alpha_os8, unknown = self.coarse_alpha(coarse.logits.flatten(0, 1), num)
         alpha_os4, alpha_os1 = self.details(coarse, feats, unknown)
         refined = fuse_predictions(alpha_os8, alpha_os4, alpha_os1, unknown)

@@ -13,6 +13,8 @@ Callers: the window runner of the pipeline (product path) and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,11 +23,41 @@ from actormatte.errors import InputError, ShapeError
 from actormatte.matting.aspp import ASPP
 from actormatte.matting.config import MaggieArchConfig
 from actormatte.matting.decoder import MaggieDecoder
-from actormatte.matting.encoder import MaggieEncoder
+from actormatte.matting.encoder import EncoderFeatures, MaggieEncoder
 from actormatte.matting.outputs import MattingOutput
 from actormatte.matting.spectral_norm import SpectralNormMode, set_spectral_norm_mode
 
 STRIDE = 32
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """What frames contribute to any clip that holds them (:meth:`MaggieNetwork.encode_frames`).
+
+    Attributes:
+        feat_os8: decoder trunk output (F, 128, H/8, W/8).
+        fea1: OS1 shortcut (F, 32, H, W).
+        fea2: OS2 shortcut (F, 32, H/2, W/2).
+        fea3: OS4 shortcut (F, 64, H/4, W/4).
+    """
+
+    feat_os8: torch.Tensor
+    fea1: torch.Tensor
+    fea2: torch.Tensor
+    fea3: torch.Tensor
+
+    @staticmethod
+    def cat(parts: list[FrameFeatures]) -> FrameFeatures:
+        """Frames of ``parts`` one after the other (F = sum of the parts' F)."""
+        if len(parts) == 1:
+            return parts[0]
+        return FrameFeatures(*(torch.cat([getattr(p, f) for p in parts])
+                               for f in ("feat_os8", "fea1", "fea2", "fea3")))
+
+    def frame(self, index: int) -> FrameFeatures:
+        """Frame ``index`` alone, as a copy (so the clip's storage can be freed)."""
+        return FrameFeatures(*(getattr(self, f)[index:index + 1].clone()
+                               for f in ("feat_os8", "fea1", "fea2", "fea3")))
 
 
 class MaggieNetwork(nn.Module):
@@ -76,6 +108,33 @@ class MaggieNetwork(nn.Module):
         aspp_out = self.aspp(feats.out)
         masks = masks.view(batch, frames, num, height, width)  # (BT,N,H,W) -> (B,T,N,H,W)
         return self.decoder(aspp_out, feats, masks)
+
+    def encode_frames(self, image: torch.Tensor, masks: torch.Tensor) -> FrameFeatures:
+        """The per-frame part of :meth:`forward`: encoder, ASPP and decoder trunk.
+
+        A frame's features depend only on the frame and its guidance masks (in slot order), so
+        the window runner computes them once per frame and actor slots and reuses them in every
+        window holding that frame; :meth:`decode_frames` on the concatenated features of a clip
+        is :meth:`forward` of the clip (batch-size rounding aside).
+
+        Shape:
+            image: (F, 3, H, W) normalised; masks: (F, N, H, W) binary, H and W of the image.
+        """
+        feats = self.encoder(image, masks.to(image.dtype))
+        feat_os8 = self.decoder.trunk(self.aspp(feats.out), feats)  # (F, 128, H/8, W/8)
+        return FrameFeatures(feat_os8=feat_os8, fea1=feats.fea1, fea2=feats.fea2,
+                             fea3=feats.fea3)
+
+    def decode_frames(self, frames: FrameFeatures, mask: torch.Tensor) -> MattingOutput:
+        """The rest of :meth:`forward` for one clip from its frames' features.
+
+        Shape:
+            frames: features of B*T frames (clip-major); mask: (B, T, N, H, W) binary.
+        """
+        empty = frames.feat_os8.new_empty(0)
+        feats = EncoderFeatures(out=empty, fea1=frames.fea1, fea2=frames.fea2, fea3=frames.fea3,
+                                fea4=empty, fea5=empty)  # the detail branch reads fea1..fea3
+        return self.decoder.forward_os8(frames.feat_os8, feats, mask.to(frames.feat_os8.dtype))
 
     def _check_inputs(self, image: torch.Tensor, mask: torch.Tensor) -> None:
         if image.dim() != 5 or image.shape[2] != 3:

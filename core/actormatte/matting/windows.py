@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -58,6 +58,12 @@ class WindowOutput(Protocol):
 
 #: ``forward(image (1,T,3,h,w), masks (1,T,n,h,w)) -> output``: one network forward.
 Forward = Callable[[torch.Tensor, torch.Tensor], WindowOutput]
+#: ``encode(image (F,3,h,w), masks (F,n,h,w)) -> features``: the per-frame part of a forward.
+Encode = Callable[[torch.Tensor, torch.Tensor], Any]
+#: ``decode(features of T frames, masks (1,T,n,h,w)) -> output``: the rest of the forward.
+Decode = Callable[[Any, torch.Tensor], WindowOutput]
+#: ``cat(list of per-frame features) -> features of those frames``; ``pick(features, i)``: one.
+Cat = Callable[[list[Any]], Any]
 
 
 class ClipSource(Protocol):
@@ -133,6 +139,26 @@ def fuse_window(refined: torch.Tensor, diff_forward: torch.Tensor,
     return fused
 
 
+class WindowSession:
+    """What passes from one window of a run to the next.
+
+    Attributes:
+        source: Frames and masks of the shot.
+        wanted: Shot indices the run outputs.
+        frames: Preprocessed (image, ids) of the frames the next window may share.
+        carry: ``reference`` schedule: group -> fused middle frame of the previous window.
+    """
+
+    def __init__(self, source: ClipSource, wanted: set[int]) -> None:
+        self.source = source
+        self.wanted = wanted
+        self.frames: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.carry: dict[int, torch.Tensor] = {}  # group -> prev_pred (B, N, h, w)
+        #: (shot index, actor slots) -> that frame's encoder features (reused across windows).
+        self.features: dict[tuple[int, tuple[int, ...]], Any] = {}
+        self.encoded = 0
+
+
 class WindowRunner:
     """Runs a schedule over a :class:`ClipSource` and yields plate-resolution alphas per frame.
 
@@ -143,11 +169,16 @@ class WindowRunner:
         window: Frames per ``window5`` window.
         stride: Window stride of ``window5``.
         max_instances: Actors per forward.
+        split: ``(encode, decode, cat)`` of the video model: each frame is then encoded once
+            per actor slots, one frame per encode (so a frame's features never depend on the
+            window or the chunk), and its features serve every window holding it.
     """
 
     def __init__(self, video_forward: Forward | None, image_forward: Forward | None,
                  schedule: str = "window5", window: int = 5, stride: int = 3,
-                 max_instances: int = 10) -> None:
+                 max_instances: int = 10,
+                 split: tuple[Encode, Decode, Cat] | None = None) -> None:
+        self._split = split
         self._video = video_forward
         self._image = image_forward
         self._schedule = schedule
@@ -195,35 +226,51 @@ class WindowRunner:
             indices: Shot indices (0-based) to output.
             should_stop: Called between windows; raises to stop (cancellation).
         """
-        num_frames = source.num_frames
         wanted = set(indices)
-        if not wanted <= set(range(num_frames)):
-            raise ValueError(f"frame indices outside the shot of {num_frames} frames")
-        plan, owners = self._layout(num_frames)
-        carry: dict[int, torch.Tensor] = {}  # reference schedule: group -> prev_pred (B, N, h, w)
-        cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for window_index in self.windows_needed(num_frames, sorted(wanted)):
+        session = self.session(source, wanted)
+        for window_index in self.windows_needed(source.num_frames, sorted(wanted)):
             if should_stop is not None:
                 should_stop()
-            win = plan[window_index]
-            for old in [i for i in cache if i < win.start]:
-                del cache[old]
-            for index in range(win.start, win.stop):
-                if index not in cache:
-                    cache[index] = (source.image(index), source.ids(index))
-            images = torch.stack([cache[i][0] for i in range(win.start, win.stop)])  # (T,3,h,w)
-            ids = torch.stack([cache[i][1] for i in range(win.start, win.stop)])  # (T, h, w)
-            with torch.inference_mode():
-                alphas = self._matte_window(images, ids, source.actor_ids, carry)  # (T,N,h,w)
-                outputs = [(win.start + offset, source.reverse(alphas[offset]))
-                           for offset in range(win.length)
-                           if owners[win.start + offset] == window_index
-                           and win.start + offset in wanted]
-            yield from outputs
+            yield from self.run_window(session, window_index)
+
+    def session(self, source: ClipSource, wanted: set[int]) -> WindowSession:
+        """The state of one run over ``source`` producing the shot indices ``wanted``."""
+        if not wanted <= set(range(source.num_frames)):
+            raise ValueError(f"frame indices outside the shot of {source.num_frames} frames")
+        return WindowSession(source, wanted)
+
+    def run_window(self, session: WindowSession,
+                   window_index: int) -> list[tuple[int, torch.Tensor]]:
+        """Matte one window; ``(shot index, alphas (N, H, W))`` of the wanted frames it owns.
+
+        Windows of a session must come in plan order (``windows_needed``): the preprocessed
+        frames of the overlap and the ``reference`` carry pass from one window to the next.
+        """
+        source = session.source
+        plan, owners = self._layout(source.num_frames)
+        win = plan[window_index]
+        cache = session.frames
+        for old in [i for i in cache if i < win.start]:
+            del cache[old]
+        for index in range(win.start, win.stop):
+            if index not in cache:
+                cache[index] = (source.image(index), source.ids(index))
+        images = torch.stack([cache[i][0] for i in range(win.start, win.stop)])  # (T, 3, h, w)
+        ids = torch.stack([cache[i][1] for i in range(win.start, win.stop)])  # (T, h, w)
+        with torch.inference_mode():
+            alphas = self._matte_window(images, ids, source.actor_ids, session, win.start)
+            outputs = [(win.start + offset, source.reverse(alphas[offset]))
+                       for offset in range(win.length)
+                       if owners[win.start + offset] == window_index
+                       and win.start + offset in session.wanted]
+        keep_from = plan[window_index + 1].start if window_index + 1 < len(plan) else win.stop
+        for key in [k for k in session.features if k[0] < keep_from]:
+            del session.features[key]
+        return outputs
 
     def _matte_window(self, images: torch.Tensor, ids: torch.Tensor, actor_ids: Sequence[int],
-                      carry: dict[int, torch.Tensor]) -> torch.Tensor:
-        """Alphas (T, N_all, h, w) of one window; absent actors stay zero."""
+                      session: WindowSession, start: int) -> torch.Tensor:
+        """Alphas (T, N_all, h, w) of the window starting at ``start``; absent actors stay 0."""
         frames, _, height, width = images.shape
         alphas = images.new_zeros((frames, len(actor_ids), height, width))
         present = [k for k, actor in enumerate(actor_ids) if bool((ids == actor).any())]
@@ -235,7 +282,8 @@ class WindowRunner:
             if self._schedule != "reference":
                 members = members_present
             masks = torch.stack([(ids == actor_ids[k]) for k in members], dim=1).float()
-            refined = self._forward_group(images, masks, carry, group_index)  # (T, n, h, w)
+            refined = self._forward_group(images, masks, session, group_index,
+                                          (start, tuple(members)))  # (T, n, h, w)
             for slot, k in enumerate(members):
                 if k in members_present:
                     alphas[:, k] = refined[:, slot]
@@ -252,9 +300,14 @@ class WindowRunner:
             self._warned_groups = True
         return groups
 
-    def _forward_group(self, images: torch.Tensor, masks: torch.Tensor,
-                       carry: dict[int, torch.Tensor], group_index: int) -> torch.Tensor:
-        """One network forward and the temporal rule. Shape: (T,3,h,w), (T,n,h,w) -> (T,n,h,w)."""
+    def _forward_group(self, images: torch.Tensor, masks: torch.Tensor, session: WindowSession,
+                       group_index: int, key: tuple[int, tuple[int, ...]]) -> torch.Tensor:
+        """One network forward and the temporal rule. Shape: (T,3,h,w), (T,n,h,w) -> (T,n,h,w).
+
+        ``key`` is (first shot index of the window, actor slots): what a frame's features
+        depend on besides the frame.
+        """
+        carry = session.carry
         frames = images.shape[0]
         if frames == 1:
             if self._image is None:
@@ -262,7 +315,10 @@ class WindowRunner:
             out = self._image(images[None], masks[None])  # (1, 1, 3, h, w), (1, 1, n, h, w)
             return out.refined[0]
         assert self._video is not None, "the video model is required for clips of 2+ frames"
-        out = self._video(images[None], masks[None])  # (1, T, 3, h, w), (1, T, n, h, w)
+        if self._split is not None:
+            out = self._split_forward(images, masks, session, key)
+        else:
+            out = self._video(images[None], masks[None])  # (1, T, 3, h, w), (1, T, n, h, w)
         refined = out.refined
         if frames < 3:
             return refined[0]
@@ -273,3 +329,22 @@ class WindowRunner:
             carry[group_index] = fused[:, 1].clone()
             return fused[0]
         return fuse_window(refined, out.diff_forward, out.diff_backward)[0]
+
+    def _split_forward(self, images: torch.Tensor, masks: torch.Tensor, session: WindowSession,
+                       key: tuple[int, tuple[int, ...]]) -> WindowOutput:
+        """The video forward with each frame's features computed once per actor slots.
+
+        Shape: images (T, 3, h, w); masks (T, n, h, w).
+        """
+        assert self._split is not None
+        encode, decode, cat = self._split
+        start, slots = key
+        parts = []
+        for offset in range(images.shape[0]):
+            frame_key = (start + offset, slots)
+            if frame_key not in session.features:
+                session.features[frame_key] = encode(images[offset:offset + 1],
+                                                     masks[offset:offset + 1])  # (1,3,h,w)
+                session.encoded += 1
+            parts.append(session.features[frame_key])
+        return decode(cat(parts), masks[None])  # masks (1, T, n, h, w)

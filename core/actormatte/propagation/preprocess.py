@@ -41,6 +41,29 @@ def normalise_frame(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     return chw.sub(mean).div(std)
 
 
+def prepare_xmem_frame(rgb: np.ndarray, size: int = 480,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """:func:`normalise_frame` then :func:`resize_for_xmem`, done resize-first on ``device``.
+
+    The bilinear resize is linear and the normalisation affine per channel, so the order only
+    changes float rounding (a few ulp, < 1e-6); resizing first normalises 480p instead of the
+    plate, and the uint8 frame (a quarter of the float bytes) is what moves to the device.
+
+    Shape:
+        rgb: (H, W, 3) uint8 -> (3, h, w) float32 with min(h, w) = size (-1: as is)
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ShapeError(f"frame must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    chw = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()  # (3, H, W) 0..255
+    height, width = chw.shape[-2:]
+    if size > 0 and min(height, width) != size:
+        chw = F.interpolate(chw.unsqueeze(0), size=xmem_image_size(height, width, size),
+                            mode="bilinear", align_corners=False)[0]
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=chw.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=chw.device).view(3, 1, 1)
+    return chw.div_(255).sub_(mean).div_(std)
+
+
 def xmem_image_size(height: int, width: int, size: int = 480) -> tuple[int, int]:
     """The processing size eval.py uses for a frame: shorter side ``size``, long side truncated."""
     if size <= 0:
