@@ -32,7 +32,7 @@ USED_KNOBS = {
     "make_preview": "Boolean_Knob", "view_preview": "PyScript_Knob",
     "qc_flags": "Enumeration_Knob", "qc_goto": "PyScript_Knob",
     "qc_flag_list": "Multiline_Eval_String_Knob", "preview_file": "File_Knob",
-    "preview_first": "Int_Knob", "preview_last": "Int_Knob",
+    "preview_first": "Int_Knob", "preview_last": "Int_Knob", "matte_colour_layers": "String_Knob",
 }
 
 

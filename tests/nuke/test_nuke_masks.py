@@ -197,3 +197,38 @@ def test_qc_flags_and_preview_from_the_done_event(nuke_t: ModuleType, plugin: Mo
     assert (read["first"].value(), read["last"].value(), read["xpos"].value()) == (1001, 1010, 250)
     loaded = nuke.load_node("ActorMatte", nuke.saved_knobs(node))   # a script load: onCreate
     assert loaded["qc_flags"].values()[1] == "1005 bob lost at 1005"
+
+
+def test_colour_layers_become_full_nuke_layers(nuke_t: ModuleType, plugin: ModuleType,
+                                               tmp_path: Path) -> None:
+    """EXRs with bob.R/G/B/A (--foreground) and ann.A: bob is red/green/blue/alpha, ann alpha."""
+    nuke = nuke_t
+    for frame in (1001, 1002):
+        path = tmp_path / f"m_mattes.{frame}.exr"
+        spec = oiio.ImageSpec(W, H, 5, oiio.HALF)
+        spec.channelnames = ("ann.A", "bob.A", "bob.B", "bob.G", "bob.R")
+        out = oiio.ImageOutput.create(str(path))
+        assert out.open(str(path), spec)
+        out.write_image(np.full((H, W, 5), 0.5, np.float32))
+        out.close()
+    node = nuke.createNode("ActorMatte")
+    node.setInput(0, nuke.nodes.Read(file=str(tmp_path / "m_mattes.%04d.exr"), first=1001,
+                                     last=1002))
+    done = {"event": "done", "pattern": str(tmp_path / "m_mattes.####.exr"), "first": 1001,
+            "last": 1002, "layers": ["bob", "ann"], "colour_layers": ["bob"],
+            "frames_written": 2, "frames_skipped": 0}
+    plugin._finish(plugin.progress.JobResult(node.fullName(), True, False, 0, "", done, []), None)
+    channels = set(node.channels())
+    assert {"bob.red", "bob.green", "bob.blue", "bob.alpha", "ann.alpha"} <= channels
+    assert "ann.red" not in channels
+    assert nuke.layer_channels("bob") == ["bob.red", "bob.green", "bob.blue", "bob.alpha"]
+    with node:
+        copies = [n for n in nuke.allNodes("Copy")]
+    assert [copies[0][f"to{i}"].value() for i in range(4)] == [
+        "bob.red", "bob.green", "bob.blue", "bob.alpha"]
+    assert [copies[1][f"to{i}"].value() for i in range(4)] == ["ann.alpha", "none", "none",
+                                                                "none"]
+    node["matte_layers"].setValue("")
+    node["matte_colour_layers"].setValue("")
+    assert plugin.reload(node) == "2 actor(s), frames 1001-1002"     # from the files alone
+    assert node["matte_colour_layers"].value() == "bob"

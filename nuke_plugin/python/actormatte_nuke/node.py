@@ -2,7 +2,8 @@
 
 Called on the main thread only (buttons, ``onCreate`` and the callback a finished job queues with
 ``nuke.executeInMainThread``). The gizmo's output is ``plate -> Copy -> Copy -> ... -> Output``
-with one Copy per actor taking ``<layer>.alpha`` from the internal Read of the cached EXRs
+with one Copy per actor taking ``<layer>.alpha`` (and ``<layer>.red/green/blue`` when the EXRs
+hold the actor's colour, ``--foreground``) from the internal Read of the cached EXRs
 (``MatteRead``, whose file/first/last are expressions on the gizmo's ``matte_*`` knobs). Nuke does
 not save a gizmo's insides with the script, only its knobs, so :func:`rebuild` re-creates the
 Copy chain from ``matte_layers`` whenever the node is created or loaded (``onCreate``): a farm
@@ -30,6 +31,7 @@ from .masks import mask_inputs
 COPY_PREFIX = "am_copy_"
 PLATE_INPUT, MATTE_READ, OUTPUT = "plate", "MatteRead", "Output1"
 PRERENDER_FOLDER = "plate"
+COLOUR_CHANNELS = ("red", "green", "blue", "alpha")  # Nuke's names of <layer>.R/G/B/A
 # A layer name Nuke keeps as it is (CONVENTIONS.md, EXR output).
 _SAFE_LAYER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}$")
 _RESERVED_LAYERS = {"rgba", "rgb", "alpha", "depth", "motion", "forward", "backward",
@@ -143,18 +145,27 @@ def read_settings(node: nuke.Node) -> tuple[Settings, str | None]:
     return settings, prerender
 
 
-def set_cached(node: nuke.Node, pattern: str, first: int, last: int, layers: list[str]) -> None:
-    """Point the node at a cached matte sequence and rebuild its Copy chain."""
+def set_cached(node: nuke.Node, pattern: str, first: int, last: int, layers: list[str],
+               colour_layers: list[str] | None = None) -> None:
+    """Point the node at a cached matte sequence and rebuild its Copy chain.
+
+    ``colour_layers``: actors whose EXR also holds ``<layer>.R/G/B`` (``--foreground``).
+    """
     node["matte_file"].setValue(pattern.replace("\\", "/"))
     node["matte_first"].setValue(int(first))
     node["matte_last"].setValue(int(last))
     node["matte_layers"].setValue(",".join(layers))
+    node["matte_colour_layers"].setValue(",".join(x for x in colour_layers or [] if x in layers))
     rebuild(node)
+
+
+def _split(text: object) -> list[str]:
+    return [x.strip() for x in str(text).split(",") if x.strip()]
 
 
 def cached_layers(node: nuke.Node) -> list[str]:
     """The actor layers recorded on the node."""
-    return [x.strip() for x in str(node["matte_layers"].value()).split(",") if x.strip()]
+    return _split(node["matte_layers"].value())
 
 
 def rebuild(node: nuke.Node) -> list[str]:
@@ -171,12 +182,15 @@ def rebuild(node: nuke.Node) -> list[str]:
                 nuke.delete(old)
         stream = nuke.toNode(PLATE_INPUT)
         read = nuke.toNode(MATTE_READ)
+        colour = set(_split(node["matte_colour_layers"].value()))
         for index, layer in enumerate(layers, start=1):
-            channel = f"{layer}.alpha"
-            nuke.Layer(layer, [channel])   # declared before a Copy knob names it
+            parts = COLOUR_CHANNELS if layer in colour else ("alpha",)
+            channels = [f"{layer}.{part}" for part in parts]
+            nuke.Layer(layer, channels)   # declared before a Copy knob names it
             copy = nuke.nodes.Copy(name=f"{COPY_PREFIX}{index:02d}")
-            copy["from0"].setValue(channel)
-            copy["to0"].setValue(channel)
+            for slot, channel in enumerate(channels):
+                copy[f"from{slot}"].setValue(channel)
+                copy[f"to{slot}"].setValue(channel)
             copy.setInput(0, stream)
             copy.setInput(1, read)
             stream = copy
@@ -226,7 +240,8 @@ def reload(node: nuke.Node) -> str:
         read["reload"].execute()
         channels = read.channels()
     layers = sorted({c.split(".")[0] for c in channels if c.endswith(".alpha")} - {"rgba"})
-    set_cached(node, pattern, first, last, layers)
+    colour = [x for x in layers if {f"{x}.{part}" for part in COLOUR_CHANNELS} <= set(channels)]
+    set_cached(node, pattern, first, last, layers, colour)
     return f"{len(layers)} actor(s), frames {first}-{last}"
 
 

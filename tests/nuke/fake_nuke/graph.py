@@ -48,7 +48,8 @@ CLASS_KNOBS: dict[str, dict[str, str]] = {
 }
 DEFAULTS = {"Read": {"before": "hold", "after": "hold", "on_error": "error",
                      "colorspace": "default", "frame_mode": "expression"},
-            "Copy": {"from0": "rgba.alpha", "to0": "rgba.alpha"},
+            "Copy": {"from0": "rgba.alpha", "to0": "rgba.alpha",
+                     **{f"{d}{i}": "none" for d in ("from", "to") for i in (1, 2, 3)}},
             "Write": {"channels": "rgb", "file_type": "", "colorspace": "default"},
             "Root": {"first_frame": 1, "last_frame": 100, "colorManagement": "Nuke",
                      "workingSpaceLUT": "linear"}}
