@@ -80,6 +80,9 @@ TORCH_CUDA12_BUILDS = ((12, 8, "cu128"), (12, 6, "cu126"))
 SPCONV_CUDA = "spconv-cu121==2.3.8"
 SPCONV_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))
 CPU_SPCONV_PACKAGES = ("spconv", "cumm")
+# torch alone from the PyTorch index (its dependencies then come from PyPI with the package):
+# an extra index would be asked for every dependency, each retried where it is unreachable.
+_TORCH_INDEX_ARGS = ("--no-deps", "--index-url")
 
 
 class InstallPlan(NamedTuple):
@@ -118,7 +121,7 @@ def _cuda_torch(driver_cuda: tuple[int, int], index: str | None) -> tuple[list[s
     for major, minor, tag in TORCH_CUDA12_BUILDS:
         if driver_cuda >= (major, minor):
             url = index or f"{PYTORCH_INDEX}/{tag}"
-            return ([f"torch=={TORCH_VERSION}+{tag}", "--extra-index-url", url],
+            return ([f"torch=={TORCH_VERSION}+{tag}", *_TORCH_INDEX_ARGS, url],
                     f"CUDA {driver_cuda[0]}.{driver_cuda[1]} driver: torch {TORCH_VERSION}+{tag} "
                     f"from {url} (PyPI's CUDA 13 build needs a driver for CUDA 13)")
     raise SystemExit(
@@ -140,7 +143,7 @@ def plan_install(python: tuple[int, int], device: str, driver_cuda: tuple[int, i
     if device == "cpu":
         url = torch_index or f"{PYTORCH_INDEX}/cpu"
         # the +cpu local version never matches PyPI's CUDA 13 build: no GBs of CUDA libraries
-        return InstallPlan("cpu", [f"torch=={TORCH_VERSION}+cpu", "--extra-index-url", url],
+        return InstallPlan("cpu", [f"torch=={TORCH_VERSION}+cpu", *_TORCH_INDEX_ARGS, url],
                            None, "torch", [f"CPU build torch {TORCH_VERSION}+cpu from {url}"])
     if driver_cuda is None:
         raise SystemExit("install.py: --device cuda but nvidia-smi finds no working NVIDIA "

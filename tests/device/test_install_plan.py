@@ -77,7 +77,7 @@ def test_old_driver_and_no_driver_say_what_to_do(installer: ModuleType) -> None:
 
 def test_torch_index_mirror(installer: ModuleType) -> None:
     plan = installer.plan_install((3, 11), "cuda", (12, 8), "https://mirror.example/cu128")
-    assert plan.torch_args == ["torch==2.13.0+cu128", "--extra-index-url",
+    assert plan.torch_args == ["torch==2.13.0+cu128", "--no-deps", "--index-url",
                                "https://mirror.example/cu128"]
     cpu = installer.plan_install((3, 11), "cpu", None, "https://mirror.example/cpu")
     assert cpu.torch_args[-1] == "https://mirror.example/cpu"
