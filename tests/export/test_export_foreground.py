@@ -67,3 +67,17 @@ def test_nan_and_inf_plate_pixels_count_as_zero() -> None:
     plate[31, 31] = np.inf
     estimate = estimate_foreground(plate, alpha)
     assert np.isfinite(estimate).all()
+
+
+def test_only_the_estimator_module_is_compiled() -> None:
+    # ``import pymatting`` would JIT-compile the whole package (~79 CPU-s on a fresh cache).
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from actormatte.export.foreground import estimate_foreground\n"
+            "out = estimate_foreground(np.ones((8, 8, 3), np.float32), "
+            "np.full((8, 8), 0.5, np.float32))\n"
+            "assert 'pymatting' not in sys.modules, 'the whole package was imported'\n"
+            "assert abs(float(out.mean()) - 0.5) < 1e-3\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
