@@ -6,6 +6,7 @@ every 2 steps.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import numpy as np
 
 from actormatte import pipeline
 from actormatte.checkpoints import CheckpointStore
+from actormatte.cli.main import main
 from actormatte.config import MaskConfig, PropagateConfig
 from actormatte.jobs import WorkFolder
 
@@ -48,7 +50,7 @@ def corrected_ids(shot, path: Path) -> str:
 
 
 def test_correction_resumes_before_its_frame_and_equals_a_full_run(tmp_path, make_shot,
-                                                                   models_dir):
+                                                                   models_dir, capsys):
     shot = make_shot(14, width=64, height=64)
     first = (f"{shot.ids}@1001",)
     key = corrected_ids(shot, tmp_path / "key1010.png")
@@ -60,9 +62,14 @@ def test_correction_resumes_before_its_frame_and_equals_a_full_run(tmp_path, mak
     store = CheckpointStore(work / "checkpoint", 10)
     assert sorted(store.positions("forward-1001")) == [1, 3, 5, 7, 9, 11]
 
-    # Adding a keyframe at 1010 (step 9) resumes after step 7: frames 1001-1008 are reused.
-    added = propagate(shot, work, (*first, key), models_dir)
-    assert (added.frames_propagated, added.frames_resumed) == (6, 8)
+    # Adding a keyframe at 1010 (step 9) resumes after step 7: frames 1001-1008 are reused;
+    # the CLI's done event reports both counts.
+    assert main(["propagate", shot.pattern, "--work", str(work), "--masks", first[0],
+                 "--masks", key, "--models", str(models_dir), "--device", "cpu",
+                 "--xmem-size", "-1", "--checkpoint-every", "2", "--no-progress-bar"]) == 0
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert done["event"] == "done"
+    assert (done["frames_propagated"], done["frames_resumed"]) == (6, 8)
     full = propagate(shot, tmp_path / "full", (*first, key), models_dir)
     assert full.frames_propagated == 14
     assert_same(masks_of(tmp_path / "full", 1001, 1014), masks_of(work, 1001, 1014))
