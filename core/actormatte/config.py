@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from actormatte.errors import InputError
 
 SCHEDULES = ("window5", "reference")
+#: Largest processing short side (--size, --xmem-size): beyond it one frame's activations need
+#: tens of GB; 8192 already covers 8K plates at full resolution.
+MAX_PROCESSING_SIZE = 8192
 RESAMPLES = ("auto", "aligned", "official")
 UPSAMPLES = ("bilinear", "guided")
 DEVICES = ("auto", "cpu", "cuda")
@@ -66,6 +69,9 @@ class PropagateConfig:
                              "to keep the plate size")
         if self.checkpoint_every < 1:
             raise InputError("--checkpoint-every must be 1 or more")
+        if self.size > MAX_PROCESSING_SIZE:
+            raise InputError(f"--xmem-size {self.size} is beyond the limit of "
+                             f"{MAX_PROCESSING_SIZE}; use 480 (default) or -1 for the plate size")
         if self.checkpoint_keep < 1:
             raise InputError("--checkpoint-keep must be 1 or more")
 
@@ -115,6 +121,9 @@ class MatteConfig:
                              f"{', '.join(SCHEDULES)}")
         if self.size < 32:
             raise InputError(f"--size {self.size} is too small; use 32 or more (576 default)")
+        if self.size > MAX_PROCESSING_SIZE:
+            raise InputError(f"--size {self.size} is beyond the limit of {MAX_PROCESSING_SIZE}; "
+                             "use 576 (default) or up to the plate's short side")
         if self.window < 3 or not 1 <= self.stride <= self.window - 2:
             raise InputError("the window must have 3 frames or more and a stride between 1 "
                              "and window - 2")
@@ -152,6 +161,13 @@ class ExportConfig:
     name: str | None = None
     half: bool = True
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if name is not None and (not name.strip() or name in (".", "..") or "/" in name
+                                 or "\\" in name or any(ord(c) < 32 for c in name)):
+            raise InputError(f"--name {name!r} must be a plain file name (no '/', '\\' or '..'; "
+                             "the files go to --out): e.g. --name shot010_mattes")
     exclusive: bool = False
     residual: bool = False
     residual_name: str = "rest"

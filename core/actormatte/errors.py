@@ -9,6 +9,9 @@ memory, 4 missing or wrong weights, 5 cancelled.
 
 from __future__ import annotations
 
+import errno
+import os
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -27,6 +30,35 @@ class InputError(ActorMatteError):
     """Bad user input: a plate, a mask, a flag or an output folder that cannot be used."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class DiskFullError(InputError):
+    """The disk (or quota) of an output or work file is full; free space or write elsewhere."""
+
+
+def no_space_error(folder: str | os.PathLike[str], exc: BaseException,
+                   needed: int = 0) -> DiskFullError | None:
+    """A :class:`DiskFullError` when ``exc`` (raised writing into ``folder``) means a full disk.
+
+    Python's ``OSError`` carries ``ENOSPC``/``EDQUOT``; libraries that only report "write failed"
+    (OpenEXR through OpenImageIO) are recognised by the folder's free space: less than ``needed``
+    bytes plus 1 MiB left.
+
+    Returns:
+        The error to raise, or ``None`` when the disk is not the cause.
+    """
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full:
+        try:
+            stat = os.statvfs(folder)
+        except (OSError, AttributeError):  # no statvfs on Windows
+            return None
+        full = stat.f_bavail * stat.f_frsize < needed + (1 << 20)
+    if not full:
+        return None
+    return DiskFullError(f"no space left on the disk of {folder}; free some space there (or "
+                         "raise the quota), or write to another folder, then run the same "
+                         "command again: finished frames stay and are skipped")
 
 
 class ShapeError(InputError):

@@ -26,6 +26,7 @@ import numpy as np
 
 from actormatte import __version__
 from actormatte.errors import InputError
+from actormatte.threads import current_threads
 
 JOB_FILE = "job.json"
 JOB_FORMAT = 1
@@ -66,6 +67,8 @@ class Job:
         xmem_sha256: sha256 of the XMem weights used.
         complete: Every frame's ID map is written.
         version: ActorMatte version that wrote the job.
+        threads: CPU threads of the process that propagated (0: not recorded); CPU results
+            depend on it (:mod:`actormatte.threads`).
     """
 
     plate: str
@@ -83,6 +86,7 @@ class Job:
     xmem_sha256: str = ""
     complete: bool = False
     version: str = __version__
+    threads: int = 0
 
     @property
     def frames(self) -> range:
@@ -92,7 +96,7 @@ class Job:
     def identity(self) -> dict[str, Any]:
         """The fields that must match for a work folder to be resumed."""
         fields = json.loads(json.dumps(self.to_json()))
-        for volatile in ("complete", "version", "format"):
+        for volatile in ("complete", "version", "format", "threads"):
             fields.pop(volatile, None)
         return dict(fields)
 
@@ -166,7 +170,9 @@ class WorkFolder:
                              "again with --overwrite") from exc
 
     def write_job(self, job: Job) -> None:
-        """Write ``job.json`` atomically."""
+        """Write ``job.json`` atomically, stamped with this process's CPU thread count."""
+        if not job.threads:
+            job = dataclasses.replace(job, threads=current_threads())
         text = json.dumps(job.to_json(), indent=2, sort_keys=True) + "\n"
         _atomic_write(self.job_path, text.encode("utf-8"))
 

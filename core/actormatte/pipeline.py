@@ -46,6 +46,7 @@ from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ig
 from actormatte.propagate import make_job, plan_passes, run_propagation, work_state
 from actormatte.propagation import load_xmem
 from actormatte.shot import Shot, check_frames, load_shot_keyframes, open_shot, weights_sha256
+from actormatte.threads import check_output_threads, current_threads
 from actormatte.weights import model_path, resolve_models_dir
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ def matte(options: MatteOptions, *, progress: ProgressCallback = ignore_progress
                                   models, device)
     lock_output(stage.writer.out_dir, stage.writer.name, (first, last), "matte")
     check_work_unlocked(work.root)
+    check_output_threads(stage.writer.out_dir, stage.writer.name, job.threads, device)
     events("start", {**_start_fields("matte", shot, job, list(stage.writer.layers), work,
                                      (first, last)), **_output_fields(stage)})
     todo, skipped = stage.split(first, last, options.export.overwrite)
@@ -335,6 +337,7 @@ def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: Matte
         "processing_size": f"{resized[1]}x{resized[0]}",
         "propagation_size": str(job.xmem_size),
         "software": f"actormatte {__version__}",
+        "threads": str(current_threads()),
     }
     writer = make_writer(export, shot.plate, out_dir, name, layers, job.width, job.height,
                          padding=shot.padding(),

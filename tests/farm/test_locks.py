@@ -82,15 +82,15 @@ def test_output_ranges_overlap_or_not(tmp_path):
     assert not list(tmp_path.glob("*.lock"))
 
 
-def _contend(path: str, start: float, queue: multiprocessing.Queue) -> None:
-    time.sleep(max(0.0, start - time.time()))
+def _contend(path: str, barrier, queue: multiprocessing.Queue) -> None:
+    barrier.wait(timeout=300)  # every process started: they all try at once
     try:
         lock = acquire(Path(path), "contend", what="x")
     except LockedError:
         queue.put("refused")
         return
     queue.put("won")
-    time.sleep(1.0)  # hold it while the others try
+    time.sleep(5.0)  # hold it while the others try (even on a loaded machine)
     lock.release()
 
 
@@ -101,8 +101,8 @@ def test_racing_processes_exactly_one_wins(tmp_path, stale):
         _write_holder(path, locks.HOST, _dead_pid())
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    start = time.time() + 2.0
-    procs = [ctx.Process(target=_contend, args=(str(path), start, queue)) for _ in range(6)]
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_contend, args=(str(path), barrier, queue)) for _ in range(6)]
     for proc in procs:
         proc.start()
     results = sorted(queue.get(timeout=60) for _ in procs)

@@ -23,6 +23,7 @@ from actormatte.errors import EXIT_OK, InputError
 from actormatte.farm import ENGINES, EngineSettings, FarmJob, MaskArg, split_range, write_jobs
 from actormatte.masks import parse_actor_mask_arg, parse_mask_arg
 from actormatte.shot import open_shot
+from actormatte.threads import FARM_THREADS
 from actormatte.weights import resolve_models_dir
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ def _propagate_options(args: argparse.Namespace) -> list[str]:
                "--checkpoint-every", str(args.checkpoint_every),
                "--xmem-mem-every", str(args.xmem_mem_every),
                "--xmem-max-mid-term", str(args.xmem_max_mid_term),
-               "--xmem-min-mid-term", str(args.xmem_min_mid_term)]
+               "--xmem-min-mid-term", str(args.xmem_min_mid_term),
+               *_threads(args)]
     if args.input_colorspace:
         options += ["--input-colorspace", args.input_colorspace]
     if args.names:
@@ -170,10 +172,15 @@ def _propagate_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
+def _threads(args: argparse.Namespace) -> list[str]:
+    """``--threads N`` for every task: CPU results depend on it (docs/FARM.md, "Threads")."""
+    return ["--threads", str(args.threads or FARM_THREADS)]
+
+
 def _matte_options(args: argparse.Namespace, name: str) -> list[str]:
     """The ``matte`` flags other than paths, frames and ``--overwrite``."""
     options = ["--device", args.device, "--size", str(args.size), "--schedule", args.schedule,
-               "--name", name]
+               "--name", name, *_threads(args)]
     if args.float32:
         options.append("--float32")
     options += opts.comp_flags(args)  # --exclusive/--residual/--foreground/--compression (#14)

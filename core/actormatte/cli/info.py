@@ -84,7 +84,8 @@ def _weights(models_arg: str | None, verify: bool) -> dict[str, Any]:
     if verify:
         report = verify_models(models_dir)
         for name in found:
-            found[name]["verified"] = report.model_ok(name)
+            # a model that is not usable (missing, or refused as run refuses it) never verifies
+            found[name]["verified"] = found[name]["found"] and report.model_ok(name)
     ready = all(v["found"] for v in found.values() if v["required"])
     return {"models_dir": str(models_dir), "models": found, "ready": ready}
 

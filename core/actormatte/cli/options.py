@@ -81,6 +81,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="cuda when torch sees a GPU (auto, the default), cpu or cuda")
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false",
                         help="print 'Progress: N%%' lines on stderr even on a terminal")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads (default $ACTORMATTE_THREADS, else torch's default); "
+                             "CPU results depend on it: give every farm task the same N")
 
 
 def add_propagation(parser: argparse.ArgumentParser) -> None:

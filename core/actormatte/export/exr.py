@@ -41,7 +41,7 @@ import OpenImageIO as oiio
 import psutil
 
 from actormatte import __version__
-from actormatte.errors import ActorMatteError, InputError, ShapeError
+from actormatte.errors import ActorMatteError, InputError, ShapeError, no_space_error
 from actormatte.export.layers import LAYER_NAME_RE, channel_name
 from actormatte.io.geometry import PlateGeometry, spec_windows
 
@@ -187,6 +187,9 @@ class MatteWriter:
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
+            space = no_space_error(self.out_dir, exc, pixels.nbytes)
+            if space is not None and isinstance(exc, (OSError, ActorMatteError)):
+                raise space from exc
             if isinstance(exc, OSError):
                 raise ActorMatteError(
                     f"cannot write frame {frame} to {final}: {exc.strerror or exc}; check free "

@@ -185,6 +185,10 @@ def check_file(path: Path, weight: WeightFile, recorded: ManifestEntry | None,
     if expected_size is not None and size != expected_size:
         return FileStatus(weight.relpath, model, "mismatch",
                           f"{path} is {size} bytes, expected {expected_size}")
+    if weight.approx_size is not None and size < weight.approx_size // 2:
+        return FileStatus(weight.relpath, model, "mismatch",
+                          f"{path} is {size} bytes, expected about {weight.approx_size}: "
+                          "incomplete or not the weights file (run refuses it)")
     digest = sha256_file(path)
     for label, expected in (("manifest", recorded.sha256 if recorded else None),
                             ("registry", weight.sha256)):
@@ -201,7 +205,9 @@ def check_file(path: Path, weight: WeightFile, recorded: ManifestEntry | None,
 def verify_models(models_dir: str | Path, models: Iterable[str] | None = None) -> VerifyReport:
     """Check the files of ``models`` (default: every registry model) in ``models_dir``.
 
-    Every present file is hashed (a few seconds for all models). A folder without
+    Every present file is hashed, and the weights files of XMem and MaGGIe are loaded with the
+    pipeline's strict loaders (:mod:`actormatte.weights.structure`), so a file that ``run``
+    refuses never verifies (a few seconds for all models). A folder without
     ``manifest.json`` (filled by hand) is accepted with a warning.
     """
     root = Path(models_dir)
@@ -214,7 +220,21 @@ def verify_models(models_dir: str | Path, models: Iterable[str] | None = None) -
                         f"install --models {root} --weights-from {root}` to record their hashes")
     statuses = []
     for name in names:
-        for weight in get_model(name).files:
+        for index, weight in enumerate(get_model(name).files):
             recorded = manifest.files.get(weight.relpath) if manifest else None
-            statuses.append(check_file(root / weight.relpath, weight, recorded, name))
+            status = check_file(root / weight.relpath, weight, recorded, name)
+            if index == 0 and status.status in ("ok", "unverified"):
+                status = _check_loads(status, root / weight.relpath)
+            statuses.append(status)
     return VerifyReport(root, statuses, warnings, manifest is not None)
+
+
+def _check_loads(status: FileStatus, path: Path) -> FileStatus:
+    """Turn ``status`` into ``mismatch`` when the file does not load as ``run`` loads it."""
+    from actormatte.weights.structure import load_problem
+
+    problem = load_problem(status.model, path)
+    if problem is None:
+        return status
+    return FileStatus(status.relpath, status.model, "mismatch",
+                      f"{path} does not load: {problem}", status.sha256)
