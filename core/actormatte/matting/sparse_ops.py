@@ -241,10 +241,16 @@ def inverse_rulebook(fine: SiteSet, coarse: SiteSet) -> tuple[InverseGroup, ...]
     _, coarse_h, coarse_w = coarse.grid
     flat_map = coarse.padded_index_map().view(-1)  # (B*(h+2)*(w+2),)
     b, y, x = fine.coords.unbind(1)
+    # One host sync for the four parity classes: a stable sort by class, then the class sizes.
+    parity = (y % 2) * 2 + x % 2  # (S,) class 2*py + px
+    order = torch.argsort(parity, stable=True)
+    sizes = torch.bincount(parity, minlength=4).tolist()
     groups = []
+    start = 0
     for parity_y in (0, 1):
         for parity_x in (0, 1):
-            rows = ((y % 2 == parity_y) & (x % 2 == parity_x)).nonzero()[:, 0]  # (G,)
+            rows = order[start:start + sizes[2 * parity_y + parity_x]]  # (G,) ascending
+            start += rows.shape[0]
             gb, gy, gx = b[rows], y[rows] // 2, x[rows] // 2
             columns, taps = [], []
             for ky, shift_y in _parity_taps(parity_y):
