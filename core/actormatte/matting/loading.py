@@ -180,9 +180,9 @@ def load_maggie(source: str | Path, variant: Variant | None = None, *,
     net.load_state_dict(state, strict=True)
     del state
     set_spectral_norm_mode(net, spectral_norm)
-    net = net.to(device).eval()
-    if torch.device(device).type == "cuda":
+    if torch.device(device).type == "cuda":  # before the first cuBLAS call reads the env var
         enable_cuda_determinism()  # chunked == single run on CUDA (actormatte.device)
+    net = net.to(device).eval()
     choice = configure_sparse_backend(net.decoder, sparse_backend, device)
     logger.info("loaded MaGGIe %s from %s (spectral norm %s, sparse backend %s: %s)", chosen,
                 weights_path, spectral_norm, choice.name, choice.reason)
