@@ -68,6 +68,7 @@ class RunRequest:
         models: Models folder, or None for the CLI's default.
         overwrite: Recompute frames already in the cache.
         mask_layers: Pre-rendered layered keyframe EXRs (``PATH@FRAME``, ``--mask-layers``).
+        preview: Also write the overlay preview (``--preview``).
     """
 
     plate: str
@@ -86,6 +87,7 @@ class RunRequest:
     models: str | None = None
     overwrite: bool = False
     mask_layers: tuple[str, ...] = ()
+    preview: bool = False
 
 
 def _at_frame(path: str, frame: int | None) -> str:
@@ -120,6 +122,8 @@ def _option_args(request: RunRequest) -> list[str]:
             args += [flag, str(value)]
     if request.overwrite:
         args.append("--overwrite")
+    if request.preview:
+        args.append("--preview")
     return args
 
 

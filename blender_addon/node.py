@@ -3,8 +3,10 @@
 Python nodes cannot process pixels in Blender's compositor (a ``bpy.types.Node`` in a compositor
 tree crashes at render), so the node is a ``CompositorNodeCustomGroup``: its inside is an
 ordinary node tree holding an Image node that reads the CLI's EXR sequence, one group output per
-actor layer and ``Combined`` (the maximum of all actors). The node's own properties describe the
-job (source, keyframe masks, range, cache, size, device); ``operators.py`` runs the CLI and calls
+actor layer (its alpha), ``<layer> Image`` beside it when the EXRs hold the actor's colour
+(``<layer>.R/G/B``, ``--foreground``), and ``Combined`` (the maximum of all actors). The node's
+own properties describe the job (source, keyframe masks, range, cache, size, device);
+``operators.py`` runs the CLI and calls
 :func:`build_inside` with what the CLI reported. Works on Blender 4.2 to 5.x.
 """
 
@@ -23,6 +25,7 @@ from bpy.props import (
 from . import cli_client
 
 COMBINED = "Combined"
+IMAGE_SUFFIX = " Image"  # "<layer> Image": an actor's colour output (--foreground)
 DEFAULT_CACHE = "//actormatte/{node}/"
 
 
@@ -34,6 +37,14 @@ class ActorMatteActorMask(bpy.types.PropertyGroup):
     use_keyframe: BoolProperty(name="Keyframe", default=False,
                                description="Mask is for this frame (off: the range's first frame)")
     keyframe: IntProperty(name="Frame", default=1001)
+
+
+class ActorMatteQCFlag(bpy.types.PropertyGroup):
+    """A frame the CLI's QC flagged (``qc_flags`` of the ``done`` event); ``name`` is the actor."""
+
+    frame: IntProperty(name="Frame")
+    kind: StringProperty(name="Kind", description="lost, jump or low_confidence")
+    message: StringProperty(name="Message")
 
 
 def _poll_compositor(tree: bpy.types.NodeTree) -> bool:
@@ -103,6 +114,12 @@ class ActorMatteNode(bpy.types.CompositorNodeCustomGroup):
         ("cuda", "CUDA", ""),
     ))
 
+    make_preview: BoolProperty(name="Write Preview", default=True,
+                               description="Run also writes overlay PNGs, an H.264 movie and a "
+                               "contact sheet into <cache>/preview/ (run --preview)")
+    qc_flags: CollectionProperty(type=ActorMatteQCFlag)
+    qc_flags_total: IntProperty(name="Flagged", description="Flags of the last run (all kinds)")
+    preview_movie: StringProperty(name="Preview", subtype="FILE_PATH")
     layers: StringProperty(name="Actors", description="Actor layers of the last run")
     status: StringProperty(name="Status")
 
@@ -235,12 +252,30 @@ def build_inside(node: ActorMatteNode, pattern: str | None, first: int, last: in
             found = [socket.name for socket in image_node.outputs]
             raise ValueError(f"the mattes {first_file} lack layers of {layers}; Blender sees "
                              f"{found}. Re-run with 'Recompute'")
-    for layer, socket in zip(layers, sockets, strict=True):
+    alphas = []
+    for index, (layer, socket) in enumerate(zip(layers, sockets, strict=True)):
+        alpha = socket
+        if socket.bl_idname == "NodeSocketColor":  # <layer>.R/G/B/A: the actor's colour too
+            alpha = _alpha_of(tree, socket, (220, -400 - 160 * index))
         tree.interface.new_socket(name=layer, in_out="OUTPUT", socket_type="NodeSocketFloat")
-        tree.links.new(socket, output.inputs[layer])
+        tree.links.new(alpha, output.inputs[layer])
+        if alpha is not socket:
+            image = f"{layer}{IMAGE_SUFFIX}"
+            tree.interface.new_socket(name=image, in_out="OUTPUT", socket_type="NodeSocketColor")
+            tree.links.new(socket, output.inputs[image])
+        alphas.append(alpha)
     tree.interface.new_socket(name=COMBINED, in_out="OUTPUT", socket_type="NodeSocketFloat")
-    tree.links.new(_combined(tree, sockets, 220), output.inputs[COMBINED])
+    tree.links.new(_combined(tree, alphas, 220), output.inputs[COMBINED])
     node.layers = ",".join(layers)
+
+
+def _alpha_of(tree: bpy.types.NodeTree, colour: bpy.types.NodeSocket,
+              location: tuple[float, float]) -> bpy.types.NodeSocket:
+    """The alpha of an RGBA socket (Separate Color, which 4.2 to 5.x all have)."""
+    separate = tree.nodes.new("CompositorNodeSeparateColor")
+    separate.location = location
+    tree.links.new(colour, separate.inputs[0])
+    return separate.outputs["Alpha"]
 
 
 def compositor_tree(scene: bpy.types.Scene, create: bool = False) -> bpy.types.NodeTree | None:
@@ -265,4 +300,19 @@ def add_menu_entry(menu: bpy.types.Menu, context: bpy.types.Context) -> None:
         op.use_transform = True
 
 
-CLASSES = (ActorMatteActorMask, ActorMatteNode)
+def store_qc(node: ActorMatteNode, done: dict) -> int:
+    """Keep the QC flags and the preview movie of a ``done`` event; returns the flag count."""
+    node.qc_flags.clear()
+    for flag in done.get("qc_flags") or []:
+        try:
+            item = node.qc_flags.add()
+            item.frame, item.name = int(flag["frame"]), str(flag.get("actor", ""))
+            item.kind, item.message = str(flag.get("kind", "")), str(flag.get("message", ""))
+        except (KeyError, TypeError, ValueError):
+            node.qc_flags.remove(len(node.qc_flags) - 1)
+    node.qc_flags_total = int(done.get("qc_flags_total") or len(node.qc_flags))
+    node.preview_movie = str((done.get("preview") or {}).get("movie", ""))
+    return node.qc_flags_total
+
+
+CLASSES = (ActorMatteActorMask, ActorMatteQCFlag, ActorMatteNode)

@@ -180,7 +180,7 @@ def build_request(context: bpy.types.Context, am: node.ActorMatteNode,
     return cli_client.RunRequest(
         plate=plate, out=out, frames=frames, start_frame=start_frame, size=am.size,
         xmem_size=am.xmem_size, device=am.device, input_colorspace=chosen,
-        models=preferences.models_dir(context), overwrite=overwrite,
+        models=preferences.models_dir(context), overwrite=overwrite, preview=am.make_preview,
         mask_layers=render_masks(context, am, plate, out), **masks)
 
 
@@ -224,6 +224,9 @@ def finish(operator: bpy.types.Operator, context: bpy.types.Context, session: Se
             operator.report({"ERROR"}, am.status)
             return {"CANCELLED"}
         am.status = keyframes.reuse_summary(done)
+        flagged = node.store_qc(am, done)
+        if flagged:
+            am.status += f"; {flagged} flagged frames"
         for warning in monitor.warnings:
             operator.report({"WARNING"}, f"ActorMatte: {warning}")
         operator.report({"INFO"}, f"ActorMatte: {am.status}")

@@ -81,6 +81,41 @@ class ACTORMATTE_OT_keyframe_add(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class ACTORMATTE_OT_goto_frame(bpy.types.Operator):
+    """Go to a frame the QC flagged."""
+
+    bl_idname = "actormatte.goto_frame"
+    bl_label = "Go to Flagged Frame"
+
+    frame: IntProperty(options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Set the scene's current frame."""
+        context.scene.frame_set(self.frame)
+        return {"FINISHED"}
+
+
+_SHOWN_FLAGS = 12
+
+
+def _draw_check(am: node.ActorMatteNode, layout: bpy.types.UILayout) -> None:
+    """Preview switch and button, then the flagged frames with a go-to button each."""
+    row = layout.row(align=True)
+    row.prop(am, "make_preview")
+    if am.preview_movie:
+        row.operator("wm.path_open", text="Open Preview", icon="FILE_MOVIE").filepath = \
+            am.preview_movie
+    if not am.qc_flags:
+        return
+    layout.label(text=f"Flagged frames ({am.qc_flags_total}):", icon="ERROR")
+    for flag in am.qc_flags[:_SHOWN_FLAGS]:
+        row = layout.row(align=True)
+        row.operator("actormatte.goto_frame", text=str(flag.frame)).frame = flag.frame
+        row.label(text=flag.message)
+    if am.qc_flags_total > _SHOWN_FLAGS:
+        layout.label(text=f"... {am.qc_flags_total - _SHOWN_FLAGS} more in qc.json")
+
+
 def _target(op: object, am: node.ActorMatteNode) -> object:
     op.tree_name = operators.tree_key(am.id_data)  # type: ignore[attr-defined]
     op.node_name = am.name  # type: ignore[attr-defined]
@@ -143,10 +178,12 @@ def draw_node(am: node.ActorMatteNode, context: bpy.types.Context,
         _target(row.operator("actormatte.run", icon="PLAY"), am)
         op = _target(row.operator("actormatte.run", text="", icon="FILE_REFRESH"), am)
         op.overwrite = True  # type: ignore[attr-defined]
+    _draw_check(am, layout.box())
     if am.layers:
         layout.label(text="Actors: " + am.layers.replace(",", ", "))
     if am.status:
         layout.label(text=am.status)
 
 
-CLASSES = (ACTORMATTE_OT_mask_add, ACTORMATTE_OT_mask_remove, ACTORMATTE_OT_keyframe_add)
+CLASSES = (ACTORMATTE_OT_mask_add, ACTORMATTE_OT_mask_remove, ACTORMATTE_OT_keyframe_add,
+           ACTORMATTE_OT_goto_frame)

@@ -109,6 +109,7 @@ def probe(tree: bpy.types.NodeTree, spec: dict, settings: dict) -> dict:
     node = tree.nodes.new("ActorMatteNode")
     node.name = settings.get("name", "Probe")
     configure(node, {**spec, **settings})
+    node.make_preview = settings.get("preview", False)
     try:
         request = operators.build_request(bpy.context, node, False)
         command = sys.modules[f"{MODULE}.cli_client"].build_run_command(["am"], request)
@@ -123,19 +124,29 @@ def add_file_output(tree: bpy.types.NodeTree, node: bpy.types.Node, folder: str)
     """A File Output node writing every output of ``node`` as ``<frame>_<socket>.exr`` (32-bit)."""
     out = tree.nodes.new("CompositorNodeOutputFile")
     names = [socket.name for socket in node.outputs]
+    colour = {s.name for s in node.outputs if s.bl_idname == "NodeSocketColor"}
     fmt = out.format
     if hasattr(out, "file_output_items"):  # Blender 5.0+
         out.directory, out.file_name = folder, "####_"
         fmt.media_type = "IMAGE"
         out.file_output_items.clear()
         for name in names:
-            out.file_output_items.new("FLOAT", name)
+            item = out.file_output_items.new("RGBA" if name in colour else "FLOAT", name)
+            if name in colour:
+                item.override_node_format = True
+                item.format.file_format, item.format.color_mode = "OPEN_EXR", "RGBA"
+                item.format.color_depth = "32"
     else:
         out.base_path = folder
         out.file_slots.clear()
         for name in names:
             out.file_slots.new(name)
-            out.file_slots[name].path = f"####_{name}"
+            slot = out.file_slots[name]
+            slot.path = f"####_{name}"
+            if name in colour:
+                slot.use_node_format = False
+                slot.format.file_format, slot.format.color_mode = "OPEN_EXR", "RGBA"
+                slot.format.color_depth = "32"
     fmt.file_format, fmt.color_mode, fmt.color_depth = "OPEN_EXR", "BW", "32"
     for name in names:
         tree.links.new(node.outputs[name], out.inputs[name])
@@ -151,6 +162,13 @@ def run(node: bpy.types.Node, cache_probe: str | None, context: str) -> dict:
         entry["error"] = str(error)
     entry["status"] = node.status
     entry["layers"] = node.layers
+    entry["qc_flags"] = [[flag.frame, flag.name, flag.kind, flag.message]
+                         for flag in node.qc_flags]
+    entry["qc_flags_total"] = node.qc_flags_total
+    entry["preview_movie"] = node.preview_movie
+    if node.qc_flags:  # the panel's go-to button of the first flag
+        bpy.ops.actormatte.goto_frame(frame=node.qc_flags[0].frame)
+        entry["frame_after_goto"] = bpy.context.scene.frame_current
     if cache_probe:
         entry["cache_mtimes"] = {p.name: p.stat().st_mtime_ns
                                  for p in sorted(Path(cache_probe).glob("*.exr"))}
@@ -170,6 +188,16 @@ def describe_inside(node: bpy.types.Node) -> dict:
     return info
 
 
+def render(tree: bpy.types.NodeTree, node: bpy.types.Node, spec: dict) -> None:
+    """Render the node's outputs at ``render_frames`` through a File Output node."""
+    if not spec.get("render_frames"):
+        return
+    add_file_output(tree, node, spec["render_dir"])
+    for frame in spec["render_frames"]:
+        bpy.context.scene.frame_set(frame)
+        bpy.ops.render.render(write_still=False)
+
+
 def main(spec_path: str) -> None:
     """Do what the spec asks and write ``result.json`` next to it."""
     spec = json.loads(Path(spec_path).read_text())
@@ -187,6 +215,14 @@ def main(spec_path: str) -> None:
         if spec.get("blend"):
             bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
         result["probes_saved"] = [probe(tree, spec, s) for s in spec.get("probes_saved", [])]
+        if spec.get("inside"):  # build the node on given EXRs, without the CLI
+            node = tree.nodes.new("ActorMatteNode")
+            node.name = "Hero"
+            node_module = sys.modules[f"{MODULE}.node"]
+            node_module.build_inside(node, **spec["inside"])
+            result["inside"] = describe_inside(node)
+            render(tree, node, spec)
+            return
         if not spec.get("source"):
             return
         node = tree.nodes.new("ActorMatteNode")
@@ -196,11 +232,7 @@ def main(spec_path: str) -> None:
             context = "INVOKE_DEFAULT" if index % 2 else "EXEC_DEFAULT"
             result["runs"].append(run(node, spec.get("cache_probe"), context))
             result["inside"] = describe_inside(node)
-        if spec.get("render_frames"):
-            add_file_output(tree, node, spec["render_dir"])
-            for frame in spec["render_frames"]:
-                scene.frame_set(frame)
-                bpy.ops.render.render(write_still=False)
+        render(tree, node, spec)
     except Exception:  # the test reads the traceback from result.json
         result["exception"] = traceback.format_exc()
     finally:

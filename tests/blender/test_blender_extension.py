@@ -30,7 +30,7 @@ from support.reference import ROOT
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 ADDON = ROOT / "blender_addon"
-TIMEOUT_S = 180
+TIMEOUT_S = 300  # a loaded 2-core CI machine: one run of 6 frames took ~170 s
 pytestmark = pytest.mark.bpy
 
 
@@ -79,7 +79,7 @@ def test_node_outputs_are_the_cli_mattes(version: str, tmp_path: Path, models_di
     """Run twice (the second reuses the cache), render 3 frames, compare with the CLI's EXRs."""
     shot = make_shot(6)
     ghost = np.zeros((shot.height, shot.width), bool)
-    ghost[20:40, 70:90] = True  # an actor keyed on the last frame: absent before it
+    ghost[20:40, 70:90] = True  # an actor keyed on the last frame (backward-filled before it)
     spec = write_spec(
         tmp_path, models_dir, blend=str(tmp_path / "scene.blend"), runs=2,
         source={"type": "IMAGE", "path": str(shot.folder / "plate.1001.png")},
@@ -90,8 +90,8 @@ def test_node_outputs_are_the_cli_mattes(version: str, tmp_path: Path, models_di
     result, output = drive(version, spec, core_cli)
     first, second = result["runs"]
     assert first["error"] is None and first["result"] == ["FINISHED"], output
-    assert first["status"] == "6 frames computed, 0 reused from the cache"
-    assert second["status"] == "0 frames computed, 6 reused from the cache", output
+    assert first["status"].startswith("6 frames computed, 0 reused from the cache")
+    assert second["status"].startswith("0 frames computed, 6 reused from the cache"), output
     assert first["cache_mtimes"] == second["cache_mtimes"] and len(first["cache_mtimes"]) == 6
     assert "ActorMatte matte: 6/6" in output  # background mode prints progress
 
@@ -114,8 +114,8 @@ def test_node_outputs_are_the_cli_mattes(version: str, tmp_path: Path, models_di
         union = np.maximum.reduce([cli["bob.A"], cli["alice.A"], cli["ghost.A"]])
         np.testing.assert_array_equal(combined, union)
         assert cli["bob.A"].max() > 0.5 and cli["alice.A"].max() > 0.5
-        if frame < 1006:
-            assert not cli["ghost.A"].any() and not next(iter(rendered["ghost"].values())).any()
+        # ghost, keyed at 1006 only, is propagated backwards from there by the core (issue 13
+        # part 2, docs/PROPAGATION.md): whatever the core wrote, the node shows it unchanged.
 
 
 def test_cli_error_reaches_the_user(tmp_path: Path, models_dir: Path, make_shot: Callable[..., Any],

@@ -8,6 +8,7 @@ layered EXRs, the CLI command and the outputs are checked against the CLI's own 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,15 @@ def test_mask_datablock_keyframes(version: str, tmp_path: Path, models_dir: Path
     result, output = drive(version, spec, core_cli)
     first, second = result["runs"]
     assert first["error"] is None and first["result"] == ["FINISHED"], output
-    assert first["status"] == "4 frames computed, 0 reused from the cache"
-    assert second["status"] == "0 frames computed, 4 reused from the cache", output
+    assert first["status"].startswith("4 frames computed, 0 reused from the cache")
+    assert second["status"].startswith("0 frames computed, 4 reused from the cache"), output
+    qc = json.loads((cache / "preview" / "plate_mattes" / "qc.json").read_text())
+    assert first["qc_flags_total"] == len(qc["flags"])          # the done event's flags
+    assert [f[0] for f in first["qc_flags"]] == [f["frame"] for f in qc["flags"]][:12]
+    if qc["flags"]:
+        assert first["frame_after_goto"] == qc["flags"][0]["frame"]
+        assert first["status"].endswith(f"; {len(qc['flags'])} flagged frames")
+    assert "--preview" in output and Path(first["preview_movie"]).is_file()
     assert first["layers"] == "bob,ann"  # layer names are the actors, in keyframe order
     assert result["inside"]["outputs"] == ["bob", "ann", "Combined"]
 
@@ -71,3 +79,46 @@ def test_mask_datablock_keyframes(version: str, tmp_path: Path, models_dir: Path
     for layer in ("bob", "ann"):
         (values,) = read_channels(tmp_path / "render" / f"1002_{layer}.exr").values()
         np.testing.assert_array_equal(values, cli[f"{layer}.A"], err_msg=layer)
+
+
+def write_colour_mattes(folder: Path) -> dict[str, np.ndarray]:
+    """Two frames with ``bob.R/G/B/A`` (an actor with its colour, as --foreground writes) and
+    ``ann.A``; returns the channels (the same on both frames)."""
+    height, width = 64, 96
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = {"ann.A": (xx > 60).astype(np.float32), "bob.A": np.clip(xx / 40, 0, 1),
+                "bob.B": yy / 128, "bob.G": xx / 256, "bob.R": (xx + yy) / 400}
+    for frame in (1001, 1002):
+        path = folder / f"shot_mattes.{frame}.exr"
+        spec = oiio.ImageSpec(width, height, len(channels), oiio.HALF)
+        spec.channelnames = tuple(channels)
+        spec.attribute("compression", "zip")
+        out = oiio.ImageOutput.create(str(path))
+        assert out.open(str(path), spec)
+        out.write_image(np.ascontiguousarray(np.stack(list(channels.values()), -1)))
+        out.close()
+    return {k: v.astype(np.float16).astype(np.float32) for k, v in channels.items()}
+
+
+@pytest.mark.parametrize("version", ["4.5", "5.0"])
+def test_colour_layers_give_an_image_and_an_alpha_socket(version: str, tmp_path: Path,
+                                                         models_dir: Path,
+                                                         core_cli: Path) -> None:
+    """An actor whose EXR holds <layer>.R/G/B/A gets '<layer> Image' (RGBA) beside '<layer>'."""
+    channels = write_colour_mattes(tmp_path)
+    spec = write_spec(tmp_path, models_dir, inside={
+        "pattern": str(tmp_path / "shot_mattes.####.exr"), "first": 1001, "last": 1002,
+        "layers": ["bob", "ann"]}, render_frames=[1002], render_dir=str(tmp_path / "r") + "/")
+    result, output = drive(version, spec, core_cli)
+    assert result["inside"]["outputs"] == ["bob", "bob Image", "ann", "Combined"], output
+    rendered = {name: read_channels(tmp_path / "r" / f"1002_{name}.exr")
+                for name in result["inside"]["outputs"]}
+    (bob_alpha,) = rendered["bob"].values()
+    np.testing.assert_array_equal(bob_alpha, channels["bob.A"])
+    image = rendered["bob Image"]
+    for channel in "RGBA":
+        np.testing.assert_array_equal(image[channel], channels[f"bob.{channel}"], err_msg=channel)
+    (ann,) = rendered["ann"].values()
+    np.testing.assert_array_equal(ann, channels["ann.A"])
+    (combined,) = rendered["Combined"].values()
+    np.testing.assert_array_equal(combined, np.maximum(channels["bob.A"], channels["ann.A"]))
