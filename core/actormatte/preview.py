@@ -176,7 +176,8 @@ def contact_sheet(tiles: list[tuple[int, np.ndarray]], names: list[str],
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 image as PNG atomically."""
-    ok, data = cv2.imencode(".png", rgb[:, :, ::-1])  # RGB -> BGR for OpenCV
+    ok, data = cv2.imencode(".png", rgb[:, :, ::-1],  # RGB -> BGR for OpenCV
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])  # fast; previews are big
     if not ok:
         raise InputError(f"cannot encode {path} as PNG")
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
