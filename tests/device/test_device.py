@@ -113,3 +113,10 @@ def test_auto_device_fallback_logs_a_warning(monkeypatch: pytest.MonkeyPatch,
     with caplog.at_level("WARNING"):
         assert resolve_device("auto") == "cpu"
     assert "cannot use it" in caplog.text
+
+
+def test_info_json_reports_the_runtime(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--json", "--device", "cpu", "--precision", "bf16"]) == 0
+    runtime = json.loads(capsys.readouterr().out.splitlines()[-1])["runtime"]
+    assert runtime["device"] == "cpu" and runtime["precision"]["name"] == "bf16"
+    assert runtime["sparse_backend"]["name"] == "torch" and "reason" in runtime["sparse_backend"]
