@@ -44,7 +44,6 @@ import torch
 
 from actormatte.checkpoints import CheckpointStore, disk_errors, step_digests
 from actormatte.config import PropagateConfig
-from actormatte.errors import InputError
 from actormatte.jobs import Job, WorkFolder
 from actormatte.masks import KeyframeSet
 from actormatte.progress import CancelToken
@@ -58,6 +57,7 @@ from actormatte.propagate_passes import (  # noqa: F401 - plan_passes re-exporte
     PASSES_DIR,
     Pass,
     compose_mask,
+    id_map_intact,
     pass_folder,
     plan_passes,
 )
@@ -240,13 +240,11 @@ class Propagator:
         return -1, None
 
     def _first_damaged(self, step_pass: Pass, upto: int) -> int | None:
-        """The first step up to ``upto`` whose pass ID map is missing or unreadable."""
+        """The first step up to ``upto`` whose pass ID map is missing or damaged."""
         folder = self.pass_folder(step_pass)
         for index in range(0 if step_pass.writes_first else 1, upto + 1):
             frame = step_pass.order[index]
-            try:
-                folder.read_mask(frame, (self._width, self._height))
-            except InputError:
+            if not id_map_intact(folder.mask_path(frame), (self._width, self._height)):
                 logger.warning("the propagated mask of frame %d (%s) is damaged; recomputing "
                                "it from the last good checkpoint", frame, step_pass.key)
                 return index

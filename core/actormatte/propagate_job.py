@@ -15,7 +15,7 @@ from actormatte.config import PropagateConfig
 from actormatte.errors import InputError
 from actormatte.jobs import Job, JobActor, WorkFolder, keyframes_digest
 from actormatte.masks import KeyframeSet
-from actormatte.propagate_passes import repair_masks
+from actormatte.propagate_passes import id_map_intact, repair_masks
 from actormatte.shot import Shot
 
 logger = logging.getLogger(__name__)
@@ -99,14 +99,12 @@ def work_state(work: WorkFolder, job: Job, overwrite: bool) -> str:
 
 
 def damaged_masks(work: WorkFolder, job: Job) -> list[int]:
-    """Frames whose ``<work>/masks`` ID map is missing, unreadable or of another size."""
-    damaged = []
-    for frame in job.frames:
-        try:
-            work.read_mask(frame, (job.width, job.height))
-        except InputError:
-            damaged.append(frame)
-    return damaged
+    """Frames whose ``<work>/masks`` ID map is missing, damaged or of another size.
+
+    Checked without decoding (:func:`~actormatte.propagate_passes.id_map_intact`).
+    """
+    size = (job.width, job.height)
+    return [frame for frame in job.frames if not id_map_intact(work.mask_path(frame), size)]
 
 
 def _frames_text(frames: list[int]) -> str:

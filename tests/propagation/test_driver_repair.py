@@ -17,6 +17,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
@@ -24,6 +25,8 @@ import pytest
 from actormatte import checkpoints, pipeline
 from actormatte.cli.main import main
 from actormatte.config import MaskConfig, MatteConfig, PropagateConfig
+from actormatte.jobs import WorkFolder
+from actormatte.propagate_passes import id_map_intact
 
 from .test_driver_corrections import XMEM, assert_same, masks_of, propagate
 
@@ -136,3 +139,22 @@ def test_disk_full_for_real_on_a_tiny_tmpfs(tmp_path, make_shot, models_dir, cap
 def test_propagate_config_rejects_keeping_no_checkpoint():
     with pytest.raises(Exception, match="--checkpoint-keep"):
         PropagateConfig(checkpoint_keep=0)
+
+
+def test_id_map_check_without_decoding(tmp_path):
+    ids = np.zeros((48, 64), np.uint16)
+    ids[10:30, 5:25] = 1
+    WorkFolder(tmp_path).write_mask(1001, ids)
+    path = WorkFolder(tmp_path).mask_path(1001)
+    assert id_map_intact(path, (64, 48))
+    assert not id_map_intact(path, (48, 64))  # another size
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # one flipped bit inside the compressed data
+    flipped = tmp_path / "flipped.png"
+    flipped.write_bytes(bytes(data))
+    assert not id_map_intact(flipped, (64, 48))
+    truncate(path)
+    assert not id_map_intact(path, (64, 48))
+    assert not id_map_intact(tmp_path / "missing.png", (64, 48))
+    cv2.imwrite(str(tmp_path / "eight.png"), ids.astype(np.uint8))
+    assert not id_map_intact(tmp_path / "eight.png", (64, 48))  # 8-bit is not an ID map
