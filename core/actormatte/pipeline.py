@@ -205,7 +205,8 @@ def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_
         check_frames(shot, shot.first, shot.last, progress, cancel)
         network = load_xmem(xmem_path, device=device)
     done = resumed = 0
-    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state)
+    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state,
+                            cancel=cancel)
     del network
     with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("propagate")):
         for frame, was_resumed in steps:
@@ -301,7 +302,8 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     # as soon as its ID maps exist (they are kept in memory for it, see MaskMemo).
     stream = MatteStream(stage, todo, masks_on_disk=state == "complete")
     work.keep = stream.needs
-    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state)
+    steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state,
+                            cancel=cancel)
     del network  # the propagation generator holds it until it is exhausted
     order = (_propagation_order(keyframes, shot) if state != "complete"
              else stage.read_order(todo))
