@@ -149,14 +149,16 @@ class MatteStage:
         # --precision: autocast/TF32 around each forward, outputs float32 (actormatte.device)
         precision = resolve_precision(self.config.precision, torch.device(self.device).type)
         forward = precision_forward(net.__call__, precision)
-        # Each frame encoded once per actor slots, reused by every window holding it.
+        # window5: each frame encoded once per actor slots, reused by every window holding it
+        # (one frame per encode: within 1e-5 of whole-window forwards). The reference schedule
+        # keeps whole-window forwards: it must equal the official loop bit for bit.
         split = (precision_forward(net.encode_frames, precision),
                  precision_forward(net.decode_frames, precision), FrameFeatures.cat)
+        reuse = variant == "video" and self.config.schedule == "window5"
         self.runner = WindowRunner(forward if variant == "video" else None,
                                    forward if variant == "image" else None,
                                    self.config.schedule, self.config.window, self.config.stride,
-                                   self.config.max_instances,
-                                   split=split if variant == "video" else None)
+                                   self.config.max_instances, split=split if reuse else None)
 
     def split(self, first: int, last: int, overwrite: bool) -> tuple[list[int], list[int]]:
         """Frames of ``first .. last`` to compute, and frames to reuse (actormatte.provenance)."""
