@@ -96,8 +96,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         signals.restore()
         state["reporter"].finish()
     if signals.count and code == EXIT_OK:
-        return _fail(state["reporter"], EXIT_CANCELLED, _CANCELLED)
+        code = _fail(state["reporter"], EXIT_CANCELLED, _CANCELLED)
+    if signals.keep:
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """End the console program with ``code`` at once, skipping the interpreter's finalisation.
+
+    Finalisation with torch loaded takes a while, resets signal handlers and can surface a
+    ``KeyboardInterrupt`` left inside a half-imported extension: a signal in that window turned
+    exit code 5 into death by the signal. Everything of ours is already done: locks released,
+    files renamed into place, events written; the streams are flushed here.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _run(argv: Sequence[str] | None, cancel: CancelToken, state: dict[str, Reporter]) -> int:
