@@ -290,6 +290,9 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     state = work_state(work, job, options.export.overwrite)
     events("start", {**_start_fields("run", shot, job, list(stage.writer.layers), work),
                      **_output_fields(stage)})
+    if state in ("correct", "resume"):
+        state = _propagate_first(shot, keyframes, job, work, xmem_path, options.propagate, device,
+                                 state, progress, cancel)
     todo, skipped = stage.split(shot.first, shot.last, options.export.overwrite)
     if state != "complete":
         check_frames(shot, shot.first, shot.last, progress, cancel)
@@ -310,6 +313,30 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     with shot.streaming(order, stream.needs, _resume("run")):
         return _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
                       events, steps)
+
+
+def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
+                     xmem_path: Path, config: PropagateConfig, device: str, state: str,
+                     progress: ProgressCallback, cancel: CancelToken) -> str:
+    """Re-propagate before the matte split when ID maps under existing EXRs may change.
+
+    A correction (other keyframes) or a resumed propagation rewrites ID maps that the EXRs'
+    provenance keys were computed from; the split must see the new maps, or changed frames
+    would be reused (and new frames keyed on old maps). No streaming overlap in this case.
+
+    Returns:
+        ``complete``: the state the rest of :func:`run` continues with.
+    """
+    check_frames(shot, shot.first, shot.last, progress, cancel)
+    network = load_xmem(xmem_path, device=device)
+    steps = run_propagation(shot, keyframes, job, work, network, config, device, state,
+                            cancel=cancel)
+    del network  # the generator holds it until exhausted
+    with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("run")):
+        for done, (frame, _) in enumerate(steps, 1):
+            progress(ProgressEvent("propagate", done, shot.num_frames, frame))
+            cancel.check()
+    return "complete"
 
 
 def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: MatteConfig,
