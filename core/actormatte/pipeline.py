@@ -19,6 +19,7 @@ that still fails to decode mid-run exits 2 naming it, leaving complete frames on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -164,6 +165,9 @@ class RunResult:
         last: Last frame of the range.
         layers: Layer names in actor order.
         work: The work folder used.
+        frames_propagated: ``run``: ID maps computed by XMem in this call (any pass).
+        frames_resumed: ``run``: ID maps reused from an earlier call (a correction reuses
+            those before its last valid checkpoint).
     """
 
     frames_written: int
@@ -174,6 +178,8 @@ class RunResult:
     last: int
     layers: list[str]
     work: str
+    frames_propagated: int = 0
+    frames_resumed: int = 0
 
 
 @releases_locks
@@ -290,9 +296,11 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     state = work_state(work, job, options.export.overwrite)
     events("start", {**_start_fields("run", shot, job, list(stage.writer.layers), work),
                      **_output_fields(stage)})
-    if state in ("correct", "resume"):
+    tally = [0, 0]  # ID maps propagated, reused (the done event's counts)
+    propagated_first = state in ("correct", "resume")
+    if propagated_first:
         state = _propagate_first(shot, keyframes, job, work, xmem_path, options.propagate, device,
-                                 state, progress, cancel)
+                                 state, progress, cancel, tally)
     todo, skipped = stage.split(shot.first, shot.last, options.export.overwrite)
     if state != "complete":
         check_frames(shot, shot.first, shot.last, progress, cancel)
@@ -308,21 +316,25 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state,
                             cancel=cancel)
     del network  # the propagation generator holds it until it is exhausted
+    if not propagated_first:
+        steps = _counted(steps, tally)
     order = (_propagation_order(keyframes, shot) if state != "complete"
              else stage.read_order(todo))
     with shot.streaming(order, stream.needs, _resume("run")):
-        return _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
-                      events, steps)
+        result = _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
+                        events, steps)
+    return dataclasses.replace(result, frames_propagated=tally[0], frames_resumed=tally[1])
 
 
 def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
                      xmem_path: Path, config: PropagateConfig, device: str, state: str,
-                     progress: ProgressCallback, cancel: CancelToken) -> str:
+                     progress: ProgressCallback, cancel: CancelToken, tally: list[int]) -> str:
     """Re-propagate before the matte split when ID maps under existing EXRs may change.
 
     A correction (other keyframes) or a resumed propagation rewrites ID maps that the EXRs'
     provenance keys were computed from; the split must see the new maps, or changed frames
     would be reused (and new frames keyed on old maps). No streaming overlap in this case.
+    ``tally`` (``[propagated, reused]`` ID-map counts) is incremented.
 
     Returns:
         ``complete``: the state the rest of :func:`run` continues with.
@@ -333,10 +345,19 @@ def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFol
                             cancel=cancel)
     del network  # the generator holds it until exhausted
     with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("run")):
-        for done, (frame, _) in enumerate(steps, 1):
+        for done, (frame, reused) in enumerate(steps, 1):
+            tally[int(reused)] += 1
             progress(ProgressEvent("propagate", done, shot.num_frames, frame))
             cancel.check()
     return "complete"
+
+
+def _counted(steps: Iterator[tuple[int, bool]], tally: list[int]
+             ) -> Iterator[tuple[int, bool]]:
+    """``steps`` unchanged, counting ``[propagated, reused]`` into ``tally``."""
+    for frame, reused in steps:
+        tally[int(reused)] += 1
+        yield frame, reused
 
 
 def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: MatteConfig,

@@ -29,7 +29,8 @@ def test_run_after_a_correction_remattes_the_changed_frames(tmp_path, make_shot,
             plate=shot.pattern, out=str(where), masks=MaskConfig(masks=masks),
             models=str(models_dir), device="cpu", propagate=XMEM, matte=MatteConfig(size=64)))
 
-    assert run(first).frames_written == 12
+    full = run(first)
+    assert (full.frames_written, full.frames_propagated, full.frames_resumed) == (12, 12, 0)
     work = out / ".actormatte" / "plate_mattes"
     before = masks_of(work, 1001, 1012)
     corrected = run((*first, key))
@@ -39,8 +40,11 @@ def test_run_after_a_correction_remattes_the_changed_frames(tmp_path, make_shot,
     # Frames whose windows saw no changed map are reused, the others re-matted.
     assert 0 < corrected.frames_written < 12
     assert corrected.frames_written + corrected.frames_skipped == 12
+    # XMem: the last checkpoint before 1010 (step 9) is step 7, so 1009-1012 are recomputed.
+    assert (corrected.frames_propagated, corrected.frames_resumed) == (4, 8)
     again = run((*first, key))
     assert (again.frames_written, again.frames_skipped) == (0, 12)
+    assert (again.frames_propagated, again.frames_resumed) == (0, 12)
     # Same EXRs as a fresh run with both keyframes.
     fresh = run((*first, key), tmp_path / "fresh")
     assert fresh.frames_written == 12

@@ -211,12 +211,23 @@ def comp_flags(args: argparse.Namespace) -> list[str]:
 
 
 def emit_written(reporter: Reporter, command: str, result: RunResult, **extra: Any) -> None:
-    """The ``done`` event of the commands that write EXRs (``run``, ``matte``); ``extra``: more
-    fields (``run``'s QC and preview, :mod:`actormatte.cli.preview_cmd`)."""
+    """The ``done`` event of the commands that write EXRs (``run``, ``matte``).
+
+    ``extra``: more fields (``run``'s QC and preview, :mod:`actormatte.cli.preview_cmd`).
+    """
     reporter.emit("done", command=command, frames_written=result.frames_written,
                   frames_skipped=result.frames_skipped, out=result.out, pattern=result.pattern,
                   first=result.first, last=result.last, layers=result.layers, work=result.work,
-                  **done_fields(result.pattern, result.first), **extra)
+                  **done_fields(result.pattern, result.first),
+                  **_propagation_counts(command, result), **extra)
+
+
+def _propagation_counts(command: str, result: RunResult) -> dict[str, int]:
+    """``run``'s ID maps computed by XMem and reused (a correction reuses most of them)."""
+    if command != "run":
+        return {}
+    return {"frames_propagated": result.frames_propagated,
+            "frames_resumed": result.frames_resumed}
 
 
 def event_sink(reporter: Reporter) -> Any:
