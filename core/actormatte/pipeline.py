@@ -214,7 +214,8 @@ def propagate(options: PropagateOptions, *, progress: ProgressCallback = ignore_
     steps = run_propagation(shot, keyframes, job, work, network, options.propagate, device, state,
                             cancel=cancel)
     del network
-    with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("propagate")):
+    order = _propagation_order(keyframes, shot, options.propagate.backfill)
+    with shot.streaming(order, resume_hint=_resume("propagate")):
         for frame, was_resumed in steps:
             done += 1
             resumed += was_resumed
@@ -318,7 +319,8 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     del network  # the propagation generator holds it until it is exhausted
     if not propagated_first:
         steps = _counted(steps, tally)
-    order = (_propagation_order(keyframes, shot) if state != "complete"
+    order = (_propagation_order(keyframes, shot, options.propagate.backfill)
+             if state != "complete"
              else stage.read_order(todo))
     with shot.streaming(order, stream.needs, _resume("run")):
         result = _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
@@ -344,7 +346,8 @@ def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFol
     steps = run_propagation(shot, keyframes, job, work, network, config, device, state,
                             cancel=cancel)
     del network  # the generator holds it until exhausted
-    with shot.streaming(_propagation_order(keyframes, shot), resume_hint=_resume("run")):
+    order = _propagation_order(keyframes, shot, config.backfill)
+    with shot.streaming(order, resume_hint=_resume("run")):
         for done, (frame, reused) in enumerate(steps, 1):
             tally[int(reused)] += 1
             progress(ProgressEvent("propagate", done, shot.num_frames, frame))
@@ -424,9 +427,9 @@ def _write(stage: MatteStage, stream: MatteStream, span: tuple[int, int], todo: 
                      str(stage.work.root))
 
 
-def _propagation_order(keyframes: KeyframeSet, shot: Shot) -> list[int]:
+def _propagation_order(keyframes: KeyframeSet, shot: Shot, backfill: bool = True) -> list[int]:
     """The frames XMem reads, in its order (for the read-ahead)."""
-    return [frame for step in plan_passes(keyframes, shot.first, shot.last)
+    return [frame for step in plan_passes(keyframes, shot.first, shot.last, backfill)
             for frame in step.order]
 
 
