@@ -50,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint-keep", type=int, default=PropagateConfig.checkpoint_keep)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--matte", action="store_true", help="also matte (window5, size 64)")
+    parser.add_argument("--run", action="store_true",
+                        help="time `run` (propagate + matte in one call) instead of the two")
     parser.add_argument("--no-verify", dest="verify", action="store_false")
     return parser.parse_args()
 
@@ -85,6 +87,15 @@ class Bench:
             models=self.models, device="cpu", propagate=self.xmem))
         return time.perf_counter() - wall, time.process_time() - cpu, result
 
+    def run(self, masks: tuple[str, ...]) -> tuple[float, float, Any]:
+        """Wall seconds, CPU seconds and result of one ``run`` into ``<tmp>/out``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = pipeline.run(pipeline.RunOptions(
+            plate=self.shot.pattern, out=str(self.tmp / "out"), masks=MaskConfig(masks=masks),
+            models=self.models, device="cpu", propagate=self.xmem, matte=MatteConfig(size=64),
+            work=str(self.tmp / "work")))
+        return time.perf_counter() - wall, time.process_time() - cpu, result
+
     def matte(self, work: Path) -> tuple[float, float, Any]:
         """Wall seconds, CPU seconds and result of one ``matte`` into ``<tmp>/out``."""
         wall, cpu = time.perf_counter(), time.process_time()
@@ -94,14 +105,37 @@ class Bench:
         return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def run_mode(bench: Bench, figures: dict[str, Any]) -> None:
+    """``--run``: a full ``run``, then a ``run`` with the correction."""
+    first = (f"{bench.shot.ids}@{bench.shot.first}",)
+    figures["full_run_s"], figures["full_run_cpu_s"], _ = bench.run(first)
+    frame = bench.shot.first + bench.args.correct_at - 1
+    key = bench.tmp / "correction.png"
+    cv2.imwrite(str(key), correction_map(bench.tmp / "work", frame))
+    figures["correction_run_s"], figures["correction_run_cpu_s"], result = bench.run(
+        (*first, f"{key}@{frame}"))
+    for field in ("frames_written", "frames_skipped", "frames_propagated", "frames_resumed"):
+        figures[f"correction_{field}"] = getattr(result, field)
+    figures["ratio"] = round(figures["correction_run_s"] / figures["full_run_s"], 4)
+    figures["ratio_cpu"] = round(figures["correction_run_cpu_s"] / figures["full_run_cpu_s"], 4)
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.run:
+        with tempfile.TemporaryDirectory(prefix="bench_correction_") as name:
+            figures: dict[str, Any] = {"mode": "run", "frames": args.frames, "size": args.size,
+                                       "correct_at": args.correct_at,
+                                       "checkpoint_every": args.checkpoint_every}
+            run_mode(Bench(args, Path(name)), figures)
+        print(json.dumps(figures))
+        return
     with tempfile.TemporaryDirectory(prefix="bench_correction_") as name:
         bench = Bench(args, Path(name))
         work, first = bench.tmp / "work", (f"{bench.shot.ids}@{bench.shot.first}",)
-        figures: dict[str, Any] = {"frames": args.frames, "size": args.size,
+        figures = {"frames": args.frames, "size": args.size,
                                    "correct_at": args.correct_at, "threads": args.threads,
                                    "checkpoint_every": args.checkpoint_every}
         figures["full_propagate_s"], figures["full_propagate_cpu_s"], _ = bench.propagate(
