@@ -132,6 +132,16 @@ def test_masks_input_prerenders_layers_at_the_keyframes(nuke_t: ModuleType, plug
     again = plugin.run(node)                       # Run again: the CLI reuses the cache
     assert again is not None and again.result is not None and again.result.ok
     assert "(0 frame(s) computed, 4 reused from the cache)" in node["status"].value()
+    # a correction: a third keyframe; Run again without 'recompute all frames'
+    write_layers(roto / "roto.1004.exr", {"bob.alpha": box(14, 14, 34, 50),
+                                          "ann.alpha": box(58, 14, 78, 50)}, (8, 10, 80, 44))
+    node.input(1)["last"].setValue(1004)
+    node["mask_keyframes"].setValue("1001 1003 1004")
+    corrected = plugin.run(node)
+    assert corrected is not None and corrected.result is not None, "no job"
+    assert corrected.result.ok, corrected.result.message
+    assert corrected.argv.count("--mask-layers") == 3 and "--overwrite" not in corrected.argv
+    assert "reused from the cache" in node["status"].value()
 
 
 @pytest.mark.skipif(not CLI.is_file(), reason="the core venv has no actormatte CLI")
