@@ -32,7 +32,7 @@ import numpy as np
 
 from actormatte.errors import DependencyError, InputError
 from actormatte.export import read_matte_exr
-from actormatte.qc import QCConfig, QCReport
+from actormatte.qc import QC_VERSION, QCConfig, QCReport
 
 #: Overlay colours (RGB), one per actor in actor order, cycling after ten.
 PALETTE = ((255, 70, 70), (60, 150, 255), (70, 220, 90), (255, 200, 40), (200, 90, 255),
@@ -318,6 +318,29 @@ def make_preview(sequence: MatteSequence, frames: list[int], dest: Path,
         files["contact_sheet"] = str(contact)
     files["qc"] = str(report.write(dest / "qc.json"))
     return PreviewResult(dest, files, report)
+
+
+def cached_qc_fields(qc_path: Path, frames: list[int], inputs: list[Path],
+                     limit: int = 100) -> dict[str, Any] | None:
+    """The ``done`` fields from an earlier ``qc.json`` still valid for ``frames``, else None.
+
+    Valid: same QC version, the same frames, and written after every existing input (the
+    mattes and the propagated ID maps), so a re-run that changed nothing reads no EXR again.
+    """
+    if not qc_path.is_file():
+        return None
+    stamp = qc_path.stat().st_mtime_ns
+    if any(path.is_file() and path.stat().st_mtime_ns > stamp for path in inputs):
+        return None
+    try:
+        data = json.loads(qc_path.read_text(encoding="utf-8"))
+        if data.get("version") != QC_VERSION or sorted(map(int, data["frames"])) != frames:
+            return None
+        flags = list(data["flags"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"preview": None, "qc": str(qc_path), "qc_flags": flags[:limit],
+            "qc_flags_total": len(flags), "flagged_frames": list(data.get("flagged_frames", []))}
 
 
 def done_fields(result: PreviewResult, limit: int = 100) -> dict[str, Any]:

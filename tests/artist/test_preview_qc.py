@@ -157,3 +157,12 @@ def test_run_reports_qc_and_writes_the_preview(capsys: pytest.CaptureFixture[str
     (done,) = _done(capsys)
     assert done["frames_skipped"] == 3 and Path(done["preview"]["movie"]).is_file()
     assert len(list(folder.glob("plate_mattes_preview.*.png"))) == 3
+    stamp = (folder / "qc.json").stat().st_mtime_ns
+    assert main(argv) == 0          # nothing changed: qc.json is reused, not recomputed
+    (again,) = _done(capsys)
+    assert (folder / "qc.json").stat().st_mtime_ns == stamp
+    assert again["qc_flags"] == done["qc_flags"] and again["preview"] is None
+    (folder.parent.parent / "plate_mattes.1002.exr").touch()   # a newer matte: QC again
+    assert main(argv) == 0
+    _done(capsys)
+    assert (folder / "qc.json").stat().st_mtime_ns > stamp

@@ -21,6 +21,7 @@ from actormatte.preview import (
     MatteSequence,
     PreviewOptions,
     PreviewResult,
+    cached_qc_fields,
     done_fields,
     find_sequence,
     make_preview,
@@ -132,7 +133,15 @@ def after_run(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     sequence = find_sequence(out, name)
     frames = [f for f in sequence.frames if result.first <= f <= result.last]
     options = _options(args, bool(getattr(args, "preview", False)))
-    outcome = preview(sequence, frames, Path(result.work), options, args.reporter,
+    work = Path(result.work)
+    if not options.pictures:  # nothing changed since the last QC: reuse it
+        inputs = [sequence.path(f) for f in frames] + [work / "masks" / f"{f:04d}.png"
+                                                       for f in frames]
+        qc_path = out / PREVIEW_FOLDER / sequence.name / "qc.json"
+        cached = cached_qc_fields(qc_path, frames, inputs)
+        if cached is not None:
+            return cached
+    outcome = preview(sequence, frames, work, options, args.reporter,
                       args.plate, getattr(args, "input_colorspace", None),
                       getattr(args, "start_frame", None))
     return done_fields(outcome)
