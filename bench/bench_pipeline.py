@@ -132,7 +132,9 @@ def matte_side_by_side(args: argparse.Namespace) -> None:
                            str(models), "--size", str(args.size), "--xmem-size",
                            str(args.xmem_size), "--threads", str(args.threads or 0)]
                 done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                      check=True)
+                                      check=False)
+                if done.returncode:
+                    raise SystemExit(f"{name}: the matte child failed\n{done.stderr[-3000:]}")
                 runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"matte stage, {args.width}x{args.height}, {args.frames} frames, {args.actors} "
               f"actors, MaGGIe short side {args.size}, window5; per output frame, median of "

@@ -1,0 +1,87 @@
+"""Where a window5 window's MaGGIe time goes: per-frame part (reusable) vs per-window part.
+
+One thread (so thread CPU time is the cost), generated video weights, a 5-frame clip with 3
+instances. Times: ``encode_frames`` per frame (encoder + ASPP + decoder trunk: computed once per
+frame with encoder reuse), and the per-window rest split into the OS8 instance decoder
+(attention + ConvGRU), the sparse detail branch (``predict_details``) and the remainder.
+
+    .venv/bin/python bench/bench_matte_split.py [--height 288 --width 512] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import actormatte.matting.decoder as decoder_module  # noqa: E402
+from actormatte.matting import load_maggie  # noqa: E402
+from actormatte.matting.model import FrameFeatures  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--height", type=int, default=288)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from support.reference import maggie_weights
+
+    net = load_maggie(maggie_weights("video", 1, "overrides_A.txt", sn_power_iters=500))
+    frames, height, width = 5, args.height, args.width
+    image = torch.randn(frames, 3, height, width, generator=torch.Generator().manual_seed(0))
+    masks = torch.zeros(frames, 3, height, width)
+    for k in range(3):
+        left, right = (2 * k + 1) * width // 7, (2 * k + 2) * width // 7
+        masks[:, k, height // 4:3 * height // 4, left:right] = 1
+    spent = {"details": 0.0, "coarse": 0.0}
+    original_details = decoder_module.predict_details
+    original_coarse = decoder_module.MaggieDecoder.coarse
+
+    def timed_details(*a: object, **k: object) -> object:
+        begin = time.thread_time()
+        try:
+            return original_details(*a, **k)
+        finally:
+            spent["details"] += time.thread_time() - begin
+
+    def timed_coarse(self: object, *a: object) -> object:
+        begin = time.thread_time()
+        try:
+            return original_coarse(self, *a)
+        finally:
+            spent["coarse"] += time.thread_time() - begin
+
+    decoder_module.predict_details = timed_details  # type: ignore[assignment]
+    decoder_module.MaggieDecoder.coarse = timed_coarse  # type: ignore[method-assign]
+    with torch.inference_mode():
+        for _ in range(args.repeat):
+            spent.update(details=0.0, coarse=0.0)
+            begin = time.thread_time()
+            parts = [net.encode_frames(image[i:i + 1], masks[i:i + 1]) for i in range(frames)]
+            encode = time.thread_time() - begin
+            begin = time.thread_time()
+            net.decode_frames(FrameFeatures.cat(parts), masks[None])
+            decode = time.thread_time() - begin
+            total = encode + decode
+            rest = decode - spent["details"] - spent["coarse"]
+            print(f"{width}x{height}, 5 frames, 3 instances, 1 thread: window {total:.2f} s = "
+                  f"per-frame part {encode:.2f} s ({encode / total:.0%}, {encode / frames:.2f} "
+                  f"s/frame) + OS8 decoder {spent['coarse']:.2f} s "
+                  f"({spent['coarse'] / total:.0%}) + sparse detail branch "
+                  f"{spent['details']:.2f} s ({spent['details'] / total:.0%}) + rest "
+                  f"{rest:.2f} s ({rest / total:.0%})")
+            print(f"window5 per output frame: before {total / 3:.2f} s, with reuse "
+                  f"{(encode / frames * 3 + decode) / 3:.2f} s "
+                  f"({(encode / frames * 3 + decode) / total:.2f}x)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
