@@ -42,7 +42,8 @@ from actormatte.export.comp import make_writer
 from actormatte.jobs import Job, WorkFolder, check_folder_writable
 from actormatte.locks import check_work_unlocked, lock_output, lock_work, releases_locks
 from actormatte.masks import KeyframeSet
-from actormatte.matte import MaskMemo, MatteOutputs, MatteStage, MatteStream, matting_size
+from actormatte.matte import MaskMemo, MatteOutputs, MatteStage, MatteStream
+from actormatte.matting.resample import plan_for_shot
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from actormatte.propagate import make_job, plan_passes, run_propagation, work_state
 from actormatte.propagation import load_xmem
@@ -375,7 +376,7 @@ def _matte_stage(shot: Shot, job: Job, work: WorkFolder, out: str, config: Matte
     weights = model_path(models, stage_model)
     instances = {layer: {"name": actor.name, "id": actor.id, "keyframe": actor.keyframe}
                  for layer, actor in zip(layers, job.actors, strict=True)}
-    resized = matting_size(job.height, job.width, config.size)
+    resized = plan_for_shot(shot, job, config).resized_hw  # the real MaGGIe size (pixel aspect)
     metadata = {
         "instances": json.dumps(instances),
         "matting_model": stage_model,

@@ -58,8 +58,9 @@ def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path,
         assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == DISPLAY
         assert spec.get_float_attribute("PixelAspectRatio") == 2.0
         assert tuple(spec.getattribute("smpte:TimeCode")) == timecode(abs(frame))[1]
-        alpha = read_matte_exr(path)[0]["bob"]
-        assert alpha.shape == (56, 80) and np.isfinite(alpha).all()
+        alpha, metadata = read_matte_exr(path)
+        assert alpha["bob"].shape == (56, 80) and np.isfinite(alpha["bob"]).all()
+        assert metadata["processing_size"] == "182x64"  # 160x56 square pixels to short side 64
     # The bbox roto (display 22,12) lands at data-window pixel (30, 16): the plate's box.
     ids = WorkFolder(result.work).read_mask(-2, (80, 56))
     expected = np.zeros((56, 80), bool)
