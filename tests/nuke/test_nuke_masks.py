@@ -125,13 +125,15 @@ def test_masks_input_prerenders_layers_at_the_keyframes(nuke_t: ModuleType, plug
     assert node["matte_layers"].value() == "bob,ann"
     assert {"bob.alpha", "ann.alpha"} <= set(node.channels())
     assert node["status"].value().startswith("2 actor(s), frames 1001-1004 (4 frame(s) "
-                                             "computed, 0 reused from the cache)")
+                                             "computed, 0 reused from the cache; propagation 4 "
+                                             "computed, 0 reused)")
     assert "--preview" in argv and node["preview_file"].value() == str(
         cache / "preview" / "plate_mattes" / "plate_mattes_preview.####.png")
     assert node["qc_flags"].values()[0] != ""      # '(none)' or the flagged frames
     again = plugin.run(node)                       # Run again: the CLI reuses the cache
     assert again is not None and again.result is not None and again.result.ok
-    assert "(0 frame(s) computed, 4 reused from the cache)" in node["status"].value()
+    assert ("(0 frame(s) computed, 4 reused from the cache; propagation 0 computed, 4 reused)"
+            in node["status"].value())
     # a correction: a third keyframe; Run again without 'recompute all frames'
     write_layers(roto / "roto.1004.exr", {"bob.alpha": box(14, 14, 34, 50),
                                           "ann.alpha": box(58, 14, 78, 50)}, (8, 10, 80, 44))
@@ -141,7 +143,9 @@ def test_masks_input_prerenders_layers_at_the_keyframes(nuke_t: ModuleType, plug
     assert corrected is not None and corrected.result is not None, "no job"
     assert corrected.result.ok, corrected.result.message
     assert corrected.argv.count("--mask-layers") == 3 and "--overwrite" not in corrected.argv
-    assert "reused from the cache" in node["status"].value()
+    status = node["status"].value()
+    assert "reused from the cache" in status
+    assert "(0 frame(s) computed" not in status, status   # the changed frames are re-matted
 
 
 @pytest.mark.skipif(not CLI.is_file(), reason="the core venv has no actormatte CLI")
