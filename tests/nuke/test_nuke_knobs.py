@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,25 @@ def test_progress_is_monotonic_over_stages(plugin: ModuleType) -> None:
     assert values == sorted(values)
     assert values[0] >= 0 and values[-1] == 100
     assert plugin.knobs.progress_percent("propagate", 0, 0) == 5
+
+
+def test_reported_progress_never_steps_back_when_writes_lag(plugin: ModuleType) -> None:
+    """Write-behind: matte events run ahead of write events, then the preview stage follows."""
+    updates: list[int] = []
+
+    class Reporter:
+        def update(self, percent: int, message: str) -> None:
+            updates.append(percent)
+
+    state: dict[str, Any] = {"error": None, "done": None, "warnings": [], "percent": 0}
+    events = ([("propagate", k, 4) for k in range(1, 5)] + [("matte", k, 4) for k in (1, 2, 3)]
+              + [("write", 1, 4), ("matte", 4, 4)] + [("write", k, 4) for k in (2, 3, 4)]
+              + [("preview", k, 4) for k in range(1, 5)])
+    for stage, done, total in events:
+        plugin.progress.Job._handle({"event": "progress", "stage": stage, "done": done,
+                                     "total": total}, state, Reporter())
+    assert updates == sorted(updates) and updates[-1] == 100
+    assert len(set(updates)) > 5
 
 
 def _executable(path: Path) -> Path:

@@ -131,7 +131,7 @@ class Job:
     def _follow(self, reporter: Any) -> JobResult:
         reporter.update(0, "starting the ActorMatte core")
         self.process = process = CliProcess(self.argv)
-        state: dict[str, Any] = {"error": None, "done": None, "warnings": []}
+        state: dict[str, Any] = {"error": None, "done": None, "warnings": [], "percent": 0}
         cancelled = False
         while True:
             if self._cancel.is_set() or reporter.cancelled():
@@ -162,8 +162,11 @@ class Job:
             done, total = int(event.get("done", 0)), int(event.get("total", 0))
             label = STAGE_LABELS.get(stage, stage)
             frame = f"frame {event['frame']} " if "frame" in event else ""
-            reporter.update(progress_percent(stage, done, total),
-                            f"{label}: {frame}({done}/{total})")
+            # EXR writes finish behind the matting (write-behind) and the preview comes last:
+            # the bar shows the furthest point reached so it never steps back.
+            state["percent"] = max(int(state.get("percent", 0)),
+                                   progress_percent(stage, done, total))
+            reporter.update(state["percent"], f"{label}: {frame}({done}/{total})")
         elif kind == "warning":
             state["warnings"].append(str(event.get("message", "")))
         elif kind == "error":
