@@ -63,7 +63,8 @@ class Job:
         keyframes: Annotated frames.
         keyframes_sha256: Digest of the keyframe masks (detects a changed annotation on resume).
         xmem_size: XMem's short side (-1: plate size).
-        xmem_options: Other XMem knobs that change the result (mem_every, memory sizes).
+        xmem_options: Other XMem knobs that change the result (mem_every, memory sizes, the
+            pixel aspect when not 1: XMem sees the squared picture).
         xmem_sha256: sha256 of the XMem weights used.
         complete: Every frame's ID map is written.
         version: ActorMatte version that wrote the job.
@@ -82,7 +83,7 @@ class Job:
     keyframes: tuple[int, ...]
     keyframes_sha256: str
     xmem_size: int
-    xmem_options: dict[str, int] = dataclasses.field(default_factory=dict)
+    xmem_options: dict[str, float] = dataclasses.field(default_factory=dict)
     xmem_sha256: str = ""
     complete: bool = False
     version: str = __version__

@@ -99,11 +99,13 @@ class Propagator:
         work: The work folder.
         plate_size: (width, height).
         device: Torch device string.
+        pixel_aspect: The plate's pixel aspect; XMem sees the squared picture.
     """
 
     def __init__(self, network: XMemNet, xmem_config: XMemConfig,
                  config: PropagateConfig, keyframes: KeyframeSet, read: FrameReader,
-                 work: WorkFolder, plate_size: tuple[int, int], device: str) -> None:
+                 work: WorkFolder, plate_size: tuple[int, int], device: str,
+                 pixel_aspect: float = 1.0) -> None:
         self._net = network
         self._xmem_config = xmem_config
         self._config = config
@@ -113,7 +115,8 @@ class Propagator:
         self._work = work
         self._width, self._height = plate_size
         self._device = torch.device(device)
-        self._size = xmem_image_size(self._height, self._width, config.size)
+        self._pixel_aspect = pixel_aspect
+        self._size = xmem_image_size(self._height, self._width, config.size, pixel_aspect)
         self._store = CheckpointStore(work.checkpoint_dir, config.checkpoint_keep)
 
     def run(self, passes: list[Pass], identity: dict[str, Any],
@@ -286,7 +289,8 @@ class Propagator:
     def _image(self, frame: int) -> torch.Tensor:
         """Normalised frame at XMem's size. Shape: (3, h, w)."""
         # resize first, then normalise, on the device (preprocess.prepare_xmem_frame)
-        return prepare_xmem_frame(self._read(frame), self._config.size, self._device)
+        return prepare_xmem_frame(self._read(frame), self._config.size, self._device,
+                                  self._pixel_aspect)
 
     def _resize_mask(self, masks: torch.Tensor) -> torch.Tensor:
         """Keyframe masks to XMem's size (legacy nearest). Shape: (K, H, W) -> (K, h, w).
@@ -335,7 +339,8 @@ def run_propagation(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFold
                              max_mid_term_frames=config.max_mid_term_frames,
                              min_mid_term_frames=config.min_mid_term_frames)
     propagator = Propagator(network, xmem_config, config, keyframes, shot.read_uint8, work,
-                            (shot.plate.width, shot.plate.height), device)
+                            (shot.plate.width, shot.plate.height), device,
+                            shot.plate.pixel_aspect)
     if state == "fresh":
         propagator.clear_checkpoint()
     with disk_errors(work.root):

@@ -30,10 +30,13 @@ def make_job(shot: Shot, keyframes: KeyframeSet, config: PropagateConfig,
     actors = tuple(JobActor(a.name, a.id, keyframes.first_keyframe(a.id))
                    for a in keyframes.actors)
     digest = keyframes_digest([(k.frame, k.label_map()) for k in keyframes.keyframes])
-    options = {"mem_every": config.mem_every, "max_mid_term_frames": config.max_mid_term_frames,
-               "min_mid_term_frames": config.min_mid_term_frames}
+    options: dict[str, float] = {
+        "mem_every": config.mem_every, "max_mid_term_frames": config.max_mid_term_frames,
+        "min_mid_term_frames": config.min_mid_term_frames}
     if not config.backfill:
         options["backfill"] = 0
+    if shot.plate.pixel_aspect != 1.0:  # XMem sees the squared picture: another propagation
+        options["pixel_aspect"] = shot.plate.pixel_aspect
     return Job(plate=shot.plate_path, start_frame=shot.start_frame, first=shot.first,
                last=shot.last, width=shot.plate.width, height=shot.plate.height,
                input_colorspace=shot.colorspace, actors=actors,

@@ -4,12 +4,14 @@ mask, timecode, frames -2..0 named as Nuke does; tiny sizes (64-px matting, plat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from plate_files import read_spec, timecode, write_exr
 
-from actormatte import pipeline
+from actormatte import pipeline, propagate
 from actormatte.config import MaskConfig, MatteConfig, PropagateConfig
 from actormatte.errors import InputError
 from actormatte.export import read_matte_exr
@@ -35,9 +37,18 @@ def _plate(folder: Path, frames: range) -> tuple[str, Path]:
     return str(folder / "p.####.exr"), folder / "roto.exr"
 
 
-def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path,
-                                                        models_dir: Path) -> None:
+def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path, models_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     pattern, roto = _plate(tmp_path, range(-2, 1))
+    seen: list[tuple[int, ...]] = []  # what XMem is given: the squared picture
+    prepare = propagate.prepare_xmem_frame
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        image = prepare(*args, **kwargs)
+        seen.append(tuple(image.shape))
+        return image
+
+    monkeypatch.setattr(propagate, "prepare_xmem_frame", spy)
     assert (tmp_path / "p.-002.exr").is_file() and (tmp_path / "p.0000.exr").is_file()
     masks = MaskConfig(actor_masks=(f"bob={roto}@-2",))
     options = pipeline.RunOptions(plate=pattern, out=str(tmp_path / "out"), masks=masks,
@@ -61,8 +72,12 @@ def test_overscan_anamorphic_negative_frames_end_to_end(tmp_path: Path,
         alpha, metadata = read_matte_exr(path)
         assert alpha["bob"].shape == (56, 80) and np.isfinite(alpha["bob"]).all()
         assert metadata["processing_size"] == "182x64"  # 160x56 square pixels to short side 64
+    # XMem saw 160x56 square pixels (80 plate pixels of 2:1), and the job says so.
+    assert seen and set(seen) == {(3, 56, 160)}
+    work = WorkFolder(result.work)
+    assert work.read_job().xmem_options["pixel_aspect"] == 2.0
     # The bbox roto (display 22,12) lands at data-window pixel (30, 16): the plate's box.
-    ids = WorkFolder(result.work).read_mask(-2, (80, 56))
+    ids = work.read_mask(-2, (80, 56))
     expected = np.zeros((56, 80), bool)
     expected[16:36, 30:44] = True
     np.testing.assert_array_equal(ids > 0, expected)

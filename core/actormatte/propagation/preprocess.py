@@ -42,30 +42,47 @@ def normalise_frame(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def prepare_xmem_frame(rgb: np.ndarray, size: int = 480,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
+                       device: torch.device | str = "cpu",
+                       pixel_aspect: float = 1.0) -> torch.Tensor:
     """:func:`normalise_frame` then :func:`resize_for_xmem`, done resize-first on ``device``.
 
     The bilinear resize is linear and the normalisation affine per channel, so the order only
     changes float rounding (a few ulp, < 1e-6); resizing first normalises 480p instead of the
     plate, and the uint8 frame (a quarter of the float bytes) is what moves to the device.
+    Non-square pixels are squared on the way (see :func:`xmem_image_size`).
 
     Shape:
-        rgb: (H, W, 3) uint8 -> (3, h, w) float32 with min(h, w) = size (-1: as is)
+        rgb: (H, W, 3) uint8 -> (3, h, w) float32, :func:`xmem_image_size` of the plate
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ShapeError(f"frame must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
     chw = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()  # (3, H, W) 0..255
     height, width = chw.shape[-2:]
-    if size > 0 and min(height, width) != size:
-        chw = F.interpolate(chw.unsqueeze(0), size=xmem_image_size(height, width, size),
-                            mode="bilinear", align_corners=False)[0]
+    target = xmem_image_size(height, width, size, pixel_aspect)
+    if target != (height, width):
+        chw = F.interpolate(chw.unsqueeze(0), size=target, mode="bilinear",
+                            align_corners=False)[0]
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=chw.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=chw.device).view(3, 1, 1)
     return chw.div_(255).sub_(mean).div_(std)
 
 
-def xmem_image_size(height: int, width: int, size: int = 480) -> tuple[int, int]:
-    """The processing size eval.py uses for a frame: shorter side ``size``, long side truncated."""
+def xmem_image_size(height: int, width: int, size: int = 480,
+                    pixel_aspect: float = 1.0) -> tuple[int, int]:
+    """The processing size eval.py uses for a frame: shorter side ``size``, long side truncated.
+
+    With non-square pixels (``pixel_aspect`` = pixel width / height, 2 for 2:1 anamorphic) the
+    rule applies to the squared picture, ``width * pixel_aspect`` wide, so XMem sees the actors
+    in their true proportions; its probabilities are resized back to the plate's own pixels.
+    Square pixels give eval.py's size exactly; ``size <= 0`` keeps the height.
+    """
+    if pixel_aspect != 1.0:
+        squared = width * pixel_aspect
+        if size <= 0:
+            return height, max(1, int(round(squared)))
+        if squared <= height:
+            return max(1, int(size * height / squared)), size
+        return size, max(1, int(size * squared / height))
     if size <= 0:
         return height, width
     short, long = (width, height) if width <= height else (height, width)
