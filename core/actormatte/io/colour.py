@@ -5,7 +5,18 @@ Conversion uses OpenColorIO (imported lazily): the config is ``config`` when giv
 when set, else OCIO's built-in ``ocio://default`` (the CG config, whose spaces used here are
 ``sRGB Encoded Rec.709 (sRGB)`` alias ``srgb_tx`` and ``Linear Rec.709 (sRGB)`` alias
 ``lin_rec709``). Host spellings (``sRGB``, ``Linear``, ``Linear Rec.709``, ``Non-Color``,
-``Utility - sRGB - Texture``) are accepted when the config itself lacks the name.
+``Utility - sRGB - Texture``) are accepted when the config itself lacks the name, and so are
+the family-prefixed names of the ACES 1.x configs (``ACEScg`` finds ``ACES - ACEScg``, ``ADX10``
+finds ``ADX - ADX10``: :func:`find_colorspace`).
+
+Log scans: ``Cineon`` (also ``lg10``, ``KodakLog``) is the config's own space of that name when it
+has one, else the built-in Kodak Cineon curve, the printing-density transfer Nuke's ``Cineon``
+applies (code 95 black, 685 white, 0.002 density per code value over a negative gamma of 0.6) to
+Rec.709-primaries scene linear::
+
+    lin = (10 ** ((1023 * v - 685) / 300) - b) / (1 - b),   b = 10 ** ((95 - 685) / 300)
+
+built as an OCIO ``LogAffineTransform`` followed by the config's linear Rec.709 -> sRGB.
 
 Highlights: scene-referred plates (linear, log, anything not display-referred) have values above
 1.0 after encoding. They are soft-clipped in the encoded domain with
@@ -25,7 +36,7 @@ from __future__ import annotations
 import difflib
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -54,6 +65,41 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     **{n.lower(): _RAW_NAMES for n in (*_RAW_NAMES, "Non-Color", "Non-Colour", "none")},
 }
 _DISPLAY_ENCODINGS = ("sdr-video", "data")
+CINEON = "Cineon"
+"""The built-in Kodak Cineon log space (used when the config has no space of that name)."""
+_CINEON_NAMES = ("cineon", "lg10", "kodaklog")
+CINEON_BLACK, CINEON_WHITE, CINEON_CODES_PER_DECADE = 95.0, 685.0, 300.0
+
+
+def find_colorspace(config: Any, name: str) -> Any:
+    """The config's colour space for ``name``, or None.
+
+    Tries the name (or an alias or role) as the config spells it, then the host synonyms of
+    this module, then a unique space named ``<family> - <name>`` (ACES 1.x configs).
+    """
+    space = config.getColorSpace(name)
+    if space is None and name.strip().lower() in _SYNONYMS:
+        for synonym in _SYNONYMS[name.strip().lower()]:
+            space = config.getColorSpace(synonym)
+            if space is not None:
+                break
+    if space is None:
+        suffix = " - " + name.strip().lower()
+        matches = [n for n in config.getColorSpaceNames() if n.lower().endswith(suffix)]
+        space = config.getColorSpace(matches[0]) if len(matches) == 1 else None
+    return space
+
+
+def cineon_to_linear_transform(ocio: ModuleType) -> Any:
+    """The built-in Cineon curve as an OCIO transform: code value / 1023 -> linear Rec.709."""
+    offset = 10.0 ** ((CINEON_BLACK - CINEON_WHITE) / CINEON_CODES_PER_DECADE)
+    log_slope, log_offset = CINEON_CODES_PER_DECADE / 1023.0, CINEON_WHITE / 1023.0
+    transform = ocio.LogAffineTransform(
+        logSideSlope=[log_slope] * 3, logSideOffset=[log_offset] * 3,
+        linSideSlope=[1.0 - offset] * 3, linSideOffset=[offset] * 3,
+        direction=ocio.TRANSFORM_DIR_INVERSE)
+    transform.setBase(10.0)
+    return transform
 
 
 def default_input_colorspace(plate: Plate) -> str:
@@ -173,23 +219,30 @@ class ColourConverter:
             raise ValueError(f"soft-clip knee must be in (0, 1), got {knee}")
         self._config, self.config_source = load_ocio_config(config)
         self.input_colorspace = input_colorspace
-        source = self._resolve(input_colorspace)
         target = self._find(_SRGB_NAMES)
         if target is None:
             raise InputError(
                 f"the OCIO config {self.config_source} has no sRGB-encoded Rec.709 colour space "
                 f"(tried {', '.join(_SRGB_NAMES)}); use a config with one or unset $OCIO"
             )
-        self.resolved_input, self.target = source.getName(), target.getName()
+        self.target = target.getName()
         self.knee = knee
-        if soft_clip is None:
-            soft_clip = not (
-                self.resolved_input == self.target
-                or source.isData()
-                or source.getEncoding() in _DISPLAY_ENCODINGS
-            )
-        self.soft_clip = soft_clip
-        processor = self._config.getProcessor(self.resolved_input, self.target)
+        source = find_colorspace(self._config, input_colorspace)
+        if source is None and input_colorspace.strip().lower() in _CINEON_NAMES:
+            self.resolved_input = f"{CINEON} (built-in Kodak curve)"
+            processor = self._cineon_processor()
+            self.soft_clip = True if soft_clip is None else soft_clip
+        else:
+            source = source if source is not None else self._unknown(input_colorspace)
+            self.resolved_input = source.getName()
+            if soft_clip is None:
+                soft_clip = not (
+                    self.resolved_input == self.target
+                    or source.isData()
+                    or source.getEncoding() in _DISPLAY_ENCODINGS
+                )
+            self.soft_clip = soft_clip
+            processor = self._config.getProcessor(self.resolved_input, self.target)
         self._cpu = processor.getDefaultCPUProcessor()
         self._is_noop = processor.isNoOp()
 
@@ -234,12 +287,20 @@ class ColourConverter:
                 return space
         return None
 
-    def _resolve(self, name: str) -> Any:
-        space = self._config.getColorSpace(name)
-        if space is None and name.strip().lower() in _SYNONYMS:
-            space = self._find(_SYNONYMS[name.strip().lower()])
-        if space is not None:
-            return space
+    def _cineon_processor(self) -> Any:
+        linear = self._find(_LINEAR_NAMES)
+        if linear is None:
+            raise InputError(
+                f"the OCIO config {self.config_source} has neither a Cineon space nor a linear "
+                f"Rec.709 one (tried {', '.join(_LINEAR_NAMES)}) for the built-in Cineon curve; "
+                "pass --input-colorspace with a log space of that config")
+        ocio = _import_ocio()
+        group = ocio.GroupTransform([
+            cineon_to_linear_transform(ocio),
+            ocio.ColorSpaceTransform(src=linear.getName(), dst=self.target)])
+        return self._config.getProcessor(group)
+
+    def _unknown(self, name: str) -> NoReturn:
         raise InputError(
             f"unknown input colour space '{name}' in the OCIO config {self.config_source}; "
             f"{self._suggest(name)}pass --input-colorspace with a colour space of that config "

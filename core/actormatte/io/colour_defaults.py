@@ -11,9 +11,11 @@ wins:
 3. EXR ``chromaticities`` of float plates: ACES AP0 -> ``ACES2065-1``, AP1 -> ``ACEScg``,
    Rec.709 -> ``lin_rec709``, P3-D65 -> ``Linear P3-D65``, Rec.2020 -> ``Linear Rec.2020``
    (primaries and white point within 0.002).
-4. DPX ``dpx:Transfer`` = ``Logarithmic`` (or ``oiio:ColorSpace`` = ``KodakLog``): a log space, the
-   first the OCIO config has of ``ADX10``, ``Cineon``, ``lg10``, ``ACEScct`` (the built-in config
-   only has ACEScct; set ``$OCIO`` to a studio config for ADX10, or pass --input-colorspace).
+4. DPX ``dpx:Transfer`` = ``Logarithmic`` (or ``oiio:ColorSpace`` = ``KodakLog``/``Cineon``): a
+   printing-density log scan: the first the OCIO config has of ``Cineon``, ``lg10``, ``ADX10``
+   (ACES 1.x spelling ``ADX - ADX10`` too), else the built-in Kodak Cineon curve
+   (:data:`actormatte.io.colour.CINEON`, what Nuke's ``Cineon`` does). OCIO's built-in configs
+   have none of them, so a log DPX gets the built-in curve unless ``$OCIO`` names a studio config.
 5. Otherwise float pixels are ``lin_rec709`` and integer pixels ``sRGB``.
 """
 
@@ -44,7 +46,7 @@ _OIIO_NAMES = {
     "lin_rec2020_scene": "Linear Rec.2020",
 }
 _LOG_MARKERS = ("kodaklog", "cineon", "log")
-LOG_CANDIDATES = ("ADX10", "Cineon", "lg10", "ACEScct")
+LOG_CANDIDATES = ("Cineon", "lg10", "ADX10")
 _TOLERANCE = 0.002
 
 
@@ -81,6 +83,9 @@ def choose_input_colorspace(header: Mapping[str, object], is_float: bool,
         what = "DPX transfer is logarithmic" if transfer == "logarithmic" else \
             f"file metadata oiio:ColorSpace = {named}"
         space = _log_space(config)
+        if space is None:
+            return ColourChoice("Cineon", f"{what}; the config has none of "
+                                          f"{', '.join(LOG_CANDIDATES)}: the built-in Cineon curve")
         return ColourChoice(space, f"{what}; {space} is the config's first log space of "
                                    f"{', '.join(LOG_CANDIDATES)}")
     if is_float:
@@ -105,12 +110,13 @@ def _label(name: str) -> str:
     return {"ACES2065-1": "ACES AP0", "ACEScg": "ACES AP1"}.get(name, name)
 
 
-def _log_space(config: Any) -> str:
-    if config is None:
-        from actormatte.io.colour import load_ocio_config
+def _log_space(config: Any) -> str | None:
+    from actormatte.io.colour import find_colorspace, load_ocio_config
 
+    if config is None:
         config = load_ocio_config()[0]
     for name in LOG_CANDIDATES:
-        if config.getColorSpace(name) is not None:
-            return name
-    return LOG_CANDIDATES[-1]
+        space = find_colorspace(config, name)
+        if space is not None:
+            return str(space.getName())
+    return None
