@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from actormatte.errors import InputError
+from actormatte.liveness import alive, flock_held, start_time
 
 try:  # flock is a POSIX extra; Windows works with exclusive create and heartbeats alone
     import fcntl
@@ -83,7 +84,7 @@ class Holder:
     @classmethod
     def me(cls, command: str, frames: tuple[int, int] | None) -> Holder:
         """This process."""
-        return cls(HOST, os.getpid(), _start_time(os.getpid()), command, time.time_ns(),
+        return cls(HOST, os.getpid(), start_time(os.getpid()), command, time.time_ns(),
                    secrets.token_hex(8), frames)
 
     def to_json(self) -> dict[str, Any]:
@@ -320,63 +321,13 @@ def _age_s(path: Path) -> float:
         return 0.0
 
 
-def _flock_held(path: Path) -> bool:
-    """Whether some process holds an flock on ``path`` (``False`` where flock is unsupported)."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
-
-
 def _is_stale(path: Path, holder: Holder) -> bool:
     """Whether ``holder`` is gone (module docstring, "Staleness")."""
-    if _flock_held(path):
+    if flock_held(path):
         return False
     if holder.host == HOST:
-        return not _alive(holder.pid, holder.started)
+        return not alive(holder.pid, holder.started)
     return _age_s(path) > float(os.environ.get("ACTORMATTE_LOCK_STALE_S", STALE_AFTER_S))
-
-
-def _alive(pid: int, started: str) -> bool:
-    """A process ``pid`` that runs (not a zombie) and started at ``started`` (when recorded)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's live process
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True  # no /proc: trust kill(0)
-    if stat[0] == "Z":
-        return False
-    return not started or stat[1] == started
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time in clock ticks) from ``/proc/<pid>/stat``, or ``None``."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    return fields[0], fields[19]
-
-
-def _start_time(pid: int) -> str:
-    stat = _proc_stat(pid)
-    return stat[1] if stat else ""
 
 
 def _break(path: Path, seen: Holder | None) -> None:
