@@ -17,12 +17,13 @@ from bpy.props import (
     BoolProperty,
     CollectionProperty,
     EnumProperty,
+    FloatProperty,
     IntProperty,
     PointerProperty,
     StringProperty,
 )
 
-from . import cli_client
+from . import cli_client, exr_header
 
 COMBINED = "Combined"
 IMAGE_SUFFIX = " Image"  # "<layer> Image": an actor's colour output (--foreground)
@@ -121,6 +122,10 @@ class ActorMatteNode(bpy.types.CompositorNodeCustomGroup):
     qc_flags_total: IntProperty(name="Flagged", description="Flags of the last run (all kinds)")
     preview_movie: StringProperty(name="Preview", subtype="FILE_PATH")
     layers: StringProperty(name="Actors", description="Actor layers of the last run")
+    pixel_aspect: FloatProperty(name="Pixel Aspect", default=1.0,
+                                description="Pixel aspect of the plate (from the mattes' EXR "
+                                "header; Blender images carry none: set the scene's Aspect X/Y "
+                                "to view an anamorphic plate unsqueezed)")
     status: StringProperty(name="Status")
 
     @classmethod
@@ -212,7 +217,7 @@ def _load_sequence(name: str, first_file: str) -> bpy.types.Image:
 
 
 def build_inside(node: ActorMatteNode, pattern: str | None, first: int, last: int,
-                 layers: list[str]) -> None:
+                 layers: list[str], plate_file: str | None = None) -> None:
     """(Re)build the node's inside for a matte sequence.
 
     Args:
@@ -222,9 +227,14 @@ def build_inside(node: ActorMatteNode, pattern: str | None, first: int, last: in
         first: First frame of the sequence (plate numbering; plays at this scene frame).
         last: Last frame.
         layers: Actor layers in the CLI's order; one float output each.
+        plate_file: The plate's first frame; when it is an EXR whose data window differs from
+            the mattes' (a data window inside the display window), each output is cropped to
+            the plate's data window, which is all Blender shows of the plate
+            (:func:`exr_header.crop_in_matte`).
 
     Raises:
-        ValueError: Blender sees no channel for one of ``layers`` in the first matte file.
+        ValueError: Blender sees no channel for one of ``layers`` in the first matte file, or
+            the mattes do not cover the plate's data window.
     """
     tree = node.node_tree
     if pattern is None:
@@ -252,11 +262,15 @@ def build_inside(node: ActorMatteNode, pattern: str | None, first: int, last: in
             found = [socket.name for socket in image_node.outputs]
             raise ValueError(f"the mattes {first_file} lack layers of {layers}; Blender sees "
                              f"{found}. Re-run with 'Recompute'")
+        crop = _registration(node, bpy.path.abspath(first_file), plate_file)
+        if crop is not None:
+            sockets = [_cropped(tree, socket, crop, (160, -160 * index))
+                       for index, socket in enumerate(sockets)]
     alphas = []
     for index, (layer, socket) in enumerate(zip(layers, sockets, strict=True)):
         alpha = socket
         if socket.bl_idname == "NodeSocketColor":  # <layer>.R/G/B/A: the actor's colour too
-            alpha = _alpha_of(tree, socket, (220, -400 - 160 * index))
+            alpha = _channel_of(tree, socket, "Alpha", (220, -400 - 160 * index))
         tree.interface.new_socket(name=layer, in_out="OUTPUT", socket_type="NodeSocketFloat")
         tree.links.new(alpha, output.inputs[layer])
         if alpha is not socket:
@@ -269,13 +283,56 @@ def build_inside(node: ActorMatteNode, pattern: str | None, first: int, last: in
     node.layers = ",".join(layers)
 
 
-def _alpha_of(tree: bpy.types.NodeTree, colour: bpy.types.NodeSocket,
-              location: tuple[float, float]) -> bpy.types.NodeSocket:
-    """The alpha of an RGBA socket (Separate Color, which 4.2 to 5.x all have)."""
+def _registration(node: ActorMatteNode, matte_file: str,
+                  plate_file: str | None) -> tuple[int, int, int, int] | None:
+    """The crop that puts the mattes on Blender's view of the plate (None: none needed).
+
+    Also keeps the plate's pixel aspect (the mattes' header) on the node.
+    """
+    matte = exr_header.read_header(matte_file)
+    if matte is None:
+        raise ValueError(f"Blender cannot read the matte file {matte_file}")
+    node.pixel_aspect = matte.pixel_aspect
+    plate = exr_header.read_header(plate_file) if plate_file else None
+    if plate is None:  # not an EXR: full frame, as the mattes are
+        return None
+    return exr_header.crop_in_matte(plate.data, matte.data)
+
+
+def _cropped(tree: bpy.types.NodeTree, socket: bpy.types.NodeSocket,
+             crop: tuple[int, int, int, int], location: tuple[float, float]
+             ) -> bpy.types.NodeSocket:
+    """``socket`` cropped to ``(x, y, width, height)`` (bottom-left origin), image size too.
+
+    Blender 4.5+ takes the rectangle on input sockets; 4.2-4.4 on node properties.
+    """
+    node = tree.nodes.new("CompositorNodeCrop")
+    node.location = location
+    x, y, width, height = crop
+    if "Width" in node.inputs:
+        for name, value in (("X", x), ("Y", y), ("Width", width), ("Height", height)):
+            node.inputs[name].default_value = value
+        node.inputs["Alpha Crop"].default_value = False
+    else:
+        node.use_crop_size, node.relative = True, False
+        node.min_x, node.max_x, node.min_y, node.max_y = x, x + width, y, y + height
+    tree.links.new(socket, node.inputs["Image"])
+    if socket.bl_idname == "NodeSocketColor":
+        return node.outputs["Image"]
+    return _channel_of(tree, node.outputs["Image"], "Red", (location[0] + 180, location[1]))
+
+
+def _channel_of(tree: bpy.types.NodeTree, colour: bpy.types.NodeSocket, channel: str,
+                location: tuple[float, float]) -> bpy.types.NodeSocket:
+    """One channel of an RGBA socket (Separate Color, which 4.2 to 5.x all have).
+
+    A float pass through a colour-only node (Crop) comes back as grey RGB: its Red is the value
+    bit for bit, where Blender's implicit colour-to-float conversion averages the channels.
+    """
     separate = tree.nodes.new("CompositorNodeSeparateColor")
     separate.location = location
     tree.links.new(colour, separate.inputs[0])
-    return separate.outputs["Alpha"]
+    return separate.outputs[channel]
 
 
 def compositor_tree(scene: bpy.types.Scene, create: bool = False) -> bpy.types.NodeTree | None:

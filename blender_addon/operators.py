@@ -17,7 +17,16 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import cli_client, colorspace, keyframes, locate, mask_render, node, preferences
+from . import (
+    cli_client,
+    colorspace,
+    exr_header,
+    keyframes,
+    locate,
+    mask_render,
+    node,
+    preferences,
+)
 
 _RUNNING: dict[str, Session] = {}
 
@@ -123,8 +132,27 @@ def _masks(am: node.ActorMatteNode) -> dict[str, Any]:
     return masks
 
 
+def plate_first_file(am: node.ActorMatteNode, frame: int | None = None) -> str | None:
+    """One file of the plate (``frame``'s, else the sequence's first), or None (no plate)."""
+    try:
+        plate, _, _ = plate_of(am)
+    except SetupError:
+        return None
+    if frame is None:
+        frame = keyframes.sequence_first_frame(plate)
+    return cli_client.frame_path(plate, frame) if frame is not None else plate
+
+
 def plate_size(context: bpy.types.Context, am: node.ActorMatteNode) -> tuple[int, int]:
-    """The plate's (width, height): the source image's or clip's, else the scene resolution."""
+    """The plate's (width, height) as Blender shows it, else the scene resolution.
+
+    An EXR plate's data window (its header; a layered EXR's Image datablock reports (0, 0) until
+    an Image node picks a pass), else the source image's or clip's size.
+    """
+    first = plate_first_file(am)
+    header = exr_header.read_header(first) if first else None
+    if header is not None:
+        return header.data.width, header.data.height
     data = am.image if am.source_type == "IMAGE" else am.clip if am.source_type == "CLIP" else None
     size = tuple(getattr(data, "size", (0, 0)) or (0, 0))
     if len(size) == 2 and size[0] > 0 and size[1] > 0:
@@ -218,7 +246,8 @@ def finish(operator: bpy.types.Operator, context: bpy.types.Context, session: Se
         done = monitor.done
         try:
             node.build_inside(am, done["pattern"], int(done["first"]), int(done["last"]),
-                              [str(layer) for layer in done["layers"]])
+                              [str(layer) for layer in done["layers"]],
+                              plate_first_file(am, int(done["first"])))
         except (KeyError, TypeError, ValueError) as error:
             am.status = f"ActorMatte could not load the mattes: {error}"
             operator.report({"ERROR"}, am.status)

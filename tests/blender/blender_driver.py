@@ -198,6 +198,41 @@ def render(tree: bpy.types.NodeTree, node: bpy.types.Node, spec: dict) -> None:
         bpy.ops.render.render(write_still=False)
 
 
+def registration(tree: bpy.types.NodeTree, case: dict) -> dict:
+    """One plate/matte pair: an ActorMatte node on the plate's Image, built on the mattes, and
+    a File Output writing the plate's red (as Blender reads the plate) beside every output."""
+    operators = sys.modules[f"{MODULE}.operators"]
+    tree.nodes.clear()
+    plate = bpy.data.images.load(case["plate"], check_existing=False)
+    plate.source = "SEQUENCE"
+    node = tree.nodes.new("ActorMatteNode")
+    node.name = case["name"]
+    node.source_type, node.image = "IMAGE", plate
+    plate_size = list(operators.plate_size(bpy.context, node))  # before any Image node uses it
+    first = case["first"]
+    sys.modules[f"{MODULE}.node"].build_inside(node, case["mattes"], first, case["last"],
+                                               case["layers"],
+                                               operators.plate_first_file(node, first))
+    reader = tree.nodes.new("CompositorNodeImage")
+    reader.image, reader.frame_start, reader.frame_offset = plate, first, first - 1
+    reader.frame_duration = case["last"] - first + 1
+    red = tree.nodes.new("CompositorNodeSeparateColor")
+    tree.links.new(reader.outputs[case["plate_socket"]], red.inputs[0])
+    add_file_output(tree, node, case["render_dir"])
+    (out,) = [n for n in tree.nodes if n.bl_idname == "CompositorNodeOutputFile"]
+    if hasattr(out, "file_output_items"):
+        out.file_output_items.new("FLOAT", "plate")
+    else:
+        out.file_slots.new("plate")
+        out.file_slots["plate"].path = "####_plate"
+    tree.links.new(red.outputs["Red"], out.inputs["plate"])
+    bpy.context.scene.frame_set(first)
+    bpy.ops.render.render(write_still=False)
+    crops = [n.bl_idname for n in node.node_tree.nodes if n.bl_idname == "CompositorNodeCrop"]
+    return {"plate_size": plate_size, "pixel_aspect": node.pixel_aspect, "crops": len(crops),
+            "outputs": [socket.name for socket in node.outputs]}
+
+
 def main(spec_path: str) -> None:
     """Do what the spec asks and write ``result.json`` next to it."""
     spec = json.loads(Path(spec_path).read_text())
@@ -215,6 +250,9 @@ def main(spec_path: str) -> None:
         if spec.get("blend"):
             bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
         result["probes_saved"] = [probe(tree, spec, s) for s in spec.get("probes_saved", [])]
+        if spec.get("registration"):  # plates and their mattes, without the CLI
+            result["registration"] = [registration(tree, case) for case in spec["registration"]]
+            return
         if spec.get("inside"):  # build the node on given EXRs, without the CLI
             node = tree.nodes.new("ActorMatteNode")
             node.name = "Hero"
