@@ -53,8 +53,10 @@ def boxes(window: Window, data: Window) -> np.ndarray:
 
 
 def write_case(folder: Path, name: str, data: Window, aspect: float,
-               plate_channels: tuple[str, ...] = ("R", "G", "B")) -> dict[str, Any]:
-    """A one-frame plate and the mattes the CLI writes for it (bob = the boxes, alice = 1-bob)."""
+               plate_channels: tuple[str, ...] = ("R", "G", "B"),
+               colour: bool = False) -> dict[str, Any]:
+    """A one-frame plate and the mattes the CLI writes for it (bob = the boxes, alice = 1-bob;
+    ``colour``: also carol = bob with her colour R = bob, G = bob/2, B = bob/4)."""
     plate = np.repeat(boxes(data, data)[:, :, None], len(plate_channels), axis=2)
     plate_file = folder / f"{name}_plate.{FIRST}.exr"
     write_exr(plate_file, plate, origin=(data.x, data.y),
@@ -66,8 +68,14 @@ def write_case(folder: Path, name: str, data: Window, aspect: float,
                          working.height, geometry=geometry)
     bob = boxes(working, data)
     writer.write(FIRST, {"bob": bob, "alice": 1.0 - bob})
+    if colour:  # carol with her colour, <layer>.R/G/B/A as --foreground writes it
+        write_exr(Path(writer.path_for(FIRST)), np.stack([1 - bob, bob, bob, bob * 0.25,
+                                                           bob * 0.5, bob], -1),
+                  origin=(working.x, working.y), pixel_aspect=aspect,
+                  display=(DISPLAY.x, DISPLAY.y, DISPLAY.width, DISPLAY.height),
+                  channels=("alice.A", "bob.A", "carol.A", "carol.B", "carol.G", "carol.R"))
     return {"name": name, "plate": str(plate_file), "mattes": writer.pattern, "first": FIRST,
-            "last": FIRST, "layers": ["bob", "alice"],
+            "last": FIRST, "layers": ["bob", "alice", *(["carol"] if colour else [])],
             "plate_socket": "Image" if plate_channels[0] == "R" else "plate",
             "render_dir": str(folder / "render" / name) + "/"}
 
@@ -79,16 +87,19 @@ def test_mattes_register_with_the_plate(version: str, tmp_path: Path, models_dir
     # a layered plate (channels plate.R/G/B): Blender's Image reports size (0, 0) until used
     cases.append(write_case(tmp_path, "layered", Window(-8, -4, 80, 56), 1.0,
                             ("plate.B", "plate.G", "plate.R")))
+    cases.append(write_case(tmp_path, "inner_colour", CASES["inner"][0], 1.0, colour=True))
     spec = write_spec(tmp_path, models_dir, registration=cases)  # scene resolution 96x64
     result, output = drive(version, spec, core_cli)
     reports = dict(zip([c["name"] for c in cases], result["registration"], strict=True))
     expected_data = {**{name: data for name, (data, _) in CASES.items()},
-                     "layered": Window(-8, -4, 80, 56)}
+                     "layered": Window(-8, -4, 80, 56), "inner_colour": CASES["inner"][0]}
     for name, report in reports.items():
         data = expected_data[name]
         assert report["plate_size"] == [data.width, data.height], (name, output)
-        assert report["outputs"] == ["bob", "alice", "Combined"]
-        assert report["crops"] == (2 if name in ("inner", "partial") else 0), name
+        colour = name == "inner_colour"
+        actors = ["bob", "alice", *(["carol", "carol Image"] if colour else [])]
+        assert report["outputs"] == [*actors, "Combined"]
+        assert report["crops"] == {"inner": 2, "partial": 2, "inner_colour": 3}.get(name, 0)
         assert report["pixel_aspect"] == (2.0 if name == "anamorphic" else 1.0)
         folder = tmp_path / "render" / name
         (plate,) = read_channels(folder / f"{FIRST}_plate.exr").values()
@@ -98,3 +109,9 @@ def test_mattes_register_with_the_plate(version: str, tmp_path: Path, models_dir
         np.testing.assert_array_equal(plate, boxes(data, data), err_msg=f"{name}: plate as read")
         np.testing.assert_array_equal(bob, plate, err_msg=f"{name}: bob vs plate")
         np.testing.assert_array_equal(alice, 1.0 - plate, err_msg=f"{name}: alice vs plate")
+        if colour:
+            (carol,) = read_channels(folder / f"{FIRST}_carol.exr").values()
+            np.testing.assert_array_equal(carol, plate)
+            image = read_channels(folder / f"{FIRST}_carol Image.exr")
+            for channel, scale in zip("RGBA", (1.0, 0.5, 0.25, 1.0), strict=True):
+                np.testing.assert_array_equal(image[channel], plate * scale, err_msg=channel)
