@@ -9,8 +9,8 @@ Written and read by :mod:`actormatte.propagate`. Layout under ``<work>/checkpoin
 
 A checkpoint is reused only when its digest equals the digest the current keyframes give at its
 position, so a keyframe added, changed or removed at frame K invalidates exactly the checkpoints
-at and after K's step. At most ``keep`` checkpoints are kept per pass; beyond that the one closest
-to its predecessor is dropped, so they stay roughly evenly spread over the pass.
+at and after K's step. At most ``keep`` checkpoints are kept per pass; beyond that they are thinned
+far from the pass's end first (see :meth:`CheckpointStore._thin`).
 """
 
 from __future__ import annotations
@@ -158,8 +158,16 @@ class CheckpointStore:
             return None
         return state
 
-    def save(self, key: str, position: int, digest: str, snapshot: dict[str, Any]) -> None:
+    def save(self, key: str, position: int, digest: str, snapshot: dict[str, Any],
+             steps: int) -> None:
         """Write a checkpoint atomically, then thin the pass to ``keep`` checkpoints.
+
+        Args:
+            key: The pass.
+            position: The step the snapshot was taken after.
+            digest: The pass's input digest at ``position``.
+            snapshot: ``XMemState.to_dict()``.
+            steps: The pass's length (thinning keeps checkpoints denser towards its end).
 
         Raises:
             InputError: The disk is full (the temporary file is removed).
@@ -178,7 +186,7 @@ class CheckpointStore:
         finally:
             tmp.unlink(missing_ok=True)
         logger.info("checkpoint: %s, step %d", key, position)
-        self._thin(key, newest=position)
+        self._thin(key, newest=position, steps=steps)
 
     def mark_done(self, key: str, digest: str) -> None:
         """Record that pass ``key`` ran to its end with final digest ``digest``."""
@@ -206,17 +214,22 @@ class CheckpointStore:
     def _path(self, key: str, position: int, digest: str) -> Path:
         return self.root / key / f"{position:06d}-{digest}.pt"
 
-    def _thin(self, key: str, newest: int) -> None:
-        """Drop checkpoints until ``keep`` remain, each time the one leaving the smallest gap.
+    def _thin(self, key: str, newest: int, steps: int) -> None:
+        """Drop checkpoints until ``keep`` remain, each time the cheapest one to lose.
 
-        Never the newest (a killed run resumes there); ties drop the oldest.
+        Removing checkpoint ``b`` between ``a`` and ``c`` makes a correction just before ``c``
+        resume from ``a``: it then recomputes ``steps - a`` steps where it needed about
+        ``steps - c``. The victim is the one whose new gap ``c - a`` is smallest relative to
+        ``steps - c`` (what such a correction costs anyway), so checkpoints stay dense near the
+        pass's end, where corrections are cheap and a gap weighs most, and thin far back. Never
+        the newest (a killed run resumes there); ties drop the oldest.
         """
         stored = self.positions(key)
         while len(stored) > self.keep:
             ordered = sorted(stored)
             after = [*ordered[1:], newest]
             before = [-1, *ordered[:-1]]
-            gaps = [(c - a, b) for a, b, c in zip(before, ordered, after, strict=True)
-                    if b != newest]
-            _, victim = min(gaps)
+            costs = [((c - a) / max(1, steps - c), b)
+                     for a, b, c in zip(before, ordered, after, strict=True) if b != newest]
+            _, victim = min(costs)
             self._path(key, victim, stored.pop(victim)).unlink(missing_ok=True)

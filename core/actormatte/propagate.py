@@ -23,9 +23,12 @@ resized to XMem's short side; the probabilities come back to plate resolution (b
 argmax is written as the pass's own ID map ``<work>/passes/<pass key>/masks/<frame>.png``; the
 final ``<work>/masks/<frame>.png`` is composed from the passes covering the frame.
 
-Every ``checkpoint_every`` steps an XMem snapshot goes to ``<work>/checkpoint/<pass key>/`` (after
-the masks it covers), named by the digest of every input up to that step
-(:mod:`actormatte.checkpoints`), and up to ``checkpoint_keep`` of them are kept after the run.
+Before every plate frame that is a multiple of ``checkpoint_every`` an XMem snapshot goes to
+``<work>/checkpoint/<pass key>/`` (after the masks it covers), named by the digest of every input
+up to that step (:mod:`actormatte.checkpoints`), and up to ``checkpoint_keep`` of them are kept
+after the run (denser towards the pass's end). The transformed Winograd filters are saved once
+per weights in the work folder (:mod:`actormatte.propagation.filter_cache`), so a correction's
+process does not transform them again.
 A killed run, a correction (a keyframe added, changed or removed at frame K) or a damaged ID map
 resumes each pass from its last checkpoint whose digest still matches and whose ID maps are
 readable: the result is bit-identical to a full run, and nothing before it is recomputed.
@@ -37,6 +40,7 @@ import dataclasses
 import logging
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +69,7 @@ from actormatte.propagation import (
     XMemConfig,
     XMemNet,
     XMemProcessor,
+    filter_cache,
     resize_mask_to,
     upsample_prob,
     xmem_image_size,
@@ -132,6 +137,8 @@ class Propagator:
         Raises:
             CancelledError: ``cancel`` was set during a backfill pass.
         """
+        filters = self._filters_path(identity)
+        installed = 0 if filters is None else filter_cache.load(self._net, filters)
         backfills = [p for p in passes if p.name == "backfill"]
         computed: set[int] = set()
         for step_pass in backfills:
@@ -148,6 +155,9 @@ class Propagator:
             for frame, ids in self._run_pass(step_pass, identity):
                 self.compose(frame, step_pass, ids, backfills)
                 yield frame, ids is None and frame not in computed
+        if filters is not None and filter_cache.count(self._net) > installed:
+            with disk_errors(self._work.root):
+                filter_cache.save(self._net, filters)
         keys = [p.key for p in passes]
         self._store.prune(keys)
         passes_dir = self._work.root / PASSES_DIR
@@ -155,6 +165,12 @@ class Propagator:
             for folder in passes_dir.iterdir():
                 if folder.name not in keys:
                     shutil.rmtree(folder, ignore_errors=True)
+
+    def _filters_path(self, identity: dict[str, Any]) -> Path | None:
+        """The work folder's file of transformed Winograd filters (CPU only, else None)."""
+        if self._device.type != "cpu":
+            return None
+        return filter_cache.cache_path(self._work.root, str(identity.get("xmem_sha256", "")))
 
     def compose(self, frame: int, base: Pass, ids: np.ndarray | None,
                 backfills: list[Pass]) -> None:
@@ -201,9 +217,11 @@ class Propagator:
                 with disk_errors(self._work.root):
                     out.write_mask(frame, ids)
                 yield frame, ids
-            if index != last and (index + 1) % every == 0:
+            # After the step before every frame that is a multiple of ``every``: a keyframe on
+            # such a frame (keys tend to sit on round numbers) resumes right before it.
+            if index != last and step_pass.order[index + 1] % every == 0:
                 self._store.save(step_pass.key, index, digests[index],
-                                 processor.snapshot().to_dict())
+                                 processor.snapshot().to_dict(), last + 1)
         self._store.mark_done(step_pass.key, digests[-1])
 
     def _digests(self, step_pass: Pass, identity: dict[str, Any]) -> list[str]:

@@ -1,7 +1,7 @@
 """Corrections re-propagate only what they change, bit-identically to a full run (issue 13).
 
 Tiny shots (64x64, 14 frames) with the generated XMem weights, XMem at plate size, a checkpoint
-every 2 steps.
+before every even frame.
 """
 
 from __future__ import annotations
@@ -58,18 +58,19 @@ def test_correction_resumes_before_its_frame_and_equals_a_full_run(tmp_path, mak
     base = propagate(shot, work, first, models_dir)
     assert (base.frames_propagated, base.frames_resumed) == (14, 0)
     original = masks_of(work, 1001, 1014)
-    # Checkpoints stay after the run (steps 1, 3, ..., 11 of the forward pass).
+    # Checkpoints stay after the run: after steps 0, 2, ..., 12 of the forward pass, i.e.
+    # right before each even frame (1002, ..., 1014).
     store = CheckpointStore(work / "checkpoint", 10)
-    assert sorted(store.positions("forward-1001")) == [1, 3, 5, 7, 9, 11]
+    assert sorted(store.positions("forward-1001")) == [0, 2, 4, 6, 8, 10, 12]
 
-    # Adding a keyframe at 1010 (step 9) resumes after step 7: frames 1001-1008 are reused;
+    # Adding a keyframe at 1010 (step 9) resumes after step 8: frames 1001-1009 are reused;
     # the CLI's done event reports both counts.
     assert main(["propagate", shot.pattern, "--work", str(work), "--masks", first[0],
                  "--masks", key, "--models", str(models_dir), "--device", "cpu",
                  "--xmem-size", "-1", "--checkpoint-every", "2", "--no-progress-bar"]) == 0
     done = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert done["event"] == "done"
-    assert (done["frames_propagated"], done["frames_resumed"]) == (6, 8)
+    assert (done["frames_propagated"], done["frames_resumed"]) == (5, 9)
     full = propagate(shot, tmp_path / "full", (*first, key), models_dir)
     assert full.frames_propagated == 14
     assert_same(masks_of(tmp_path / "full", 1001, 1014), masks_of(work, 1001, 1014))
@@ -78,7 +79,7 @@ def test_correction_resumes_before_its_frame_and_equals_a_full_run(tmp_path, mak
 
     # Removing it again: the same reuse, and the original masks come back bit for bit.
     removed = propagate(shot, work, first, models_dir)
-    assert (removed.frames_propagated, removed.frames_resumed) == (6, 8)
+    assert (removed.frames_propagated, removed.frames_resumed) == (5, 9)
     assert_same(original, masks_of(work, 1001, 1014))
 
     # Unchanged keyframes: nothing to do.
@@ -103,12 +104,11 @@ def test_correction_in_the_backward_range_keeps_the_forward_pass(tmp_path, make_
     assert full.frames_propagated == 10
 
 
-def test_checkpoints_are_thinned_evenly_to_the_kept_count(tmp_path, make_shot, models_dir):
+def test_checkpoints_are_thinned_far_from_the_end_first(tmp_path, make_shot, models_dir):
     shot = make_shot(12, width=64, height=64)
     work = tmp_path / "work"
     config = PropagateConfig(size=-1, checkpoint_every=1, checkpoint_keep=4)
     propagate(shot, work, (str(shot.ids),), models_dir, config)
     positions = sorted(CheckpointStore(work / "checkpoint", 4).positions("forward-1001"))
-    assert len(positions) == 4 and positions[-1] == 10
-    gaps = np.diff([-1, *positions])
-    assert gaps.max() - gaps.min() <= 2, positions  # [3, 5, 8, 10]
+    # The newest stays; the gaps shrink towards the pass's end (4, 4, 2, 1 steps).
+    assert positions == [3, 7, 9, 10]

@@ -50,19 +50,20 @@ def test_damaged_masks_are_recomputed_from_the_last_good_checkpoint(tmp_path, ma
     assert (repaired.frames_propagated, repaired.frames_resumed) == (0, 10)
     assert_same(good, masks_of(work, 1001, 1010))
 
-    # The pass's own map of 1005 (step 4) too: resume after the checkpoint of step 3.
+    # The pass's own map of 1005 (step 4) too: resume after the checkpoint of step 2 (the
+    # checkpoints sit before the even frames: after steps 0, 2, 4, 6, 8).
     truncate(work / "masks" / "1005.png")
     truncate(own / "1005.png")
     recomputed = propagate(shot, work, (str(shot.ids),), models_dir)
-    assert (recomputed.frames_propagated, recomputed.frames_resumed) == (6, 4)
+    assert (recomputed.frames_propagated, recomputed.frames_resumed) == (7, 3)
     assert_same(good, masks_of(work, 1001, 1010))
 
-    # ... and that checkpoint unreadable: the one of step 1.
+    # ... and that checkpoint unreadable: the one of step 0.
     truncate(work / "masks" / "1005.png")
     (own / "1005.png").unlink()
-    truncate(next((work / "checkpoint" / "forward-1001").glob("000003-*.pt")))
+    truncate(next((work / "checkpoint" / "forward-1001").glob("000002-*.pt")))
     fallback = propagate(shot, work, (str(shot.ids),), models_dir)
-    assert (fallback.frames_propagated, fallback.frames_resumed) == (8, 2)
+    assert (fallback.frames_propagated, fallback.frames_resumed) == (9, 1)
     assert_same(good, masks_of(work, 1001, 1010))
 
 

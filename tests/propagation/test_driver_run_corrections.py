@@ -40,8 +40,9 @@ def test_run_after_a_correction_remattes_the_changed_frames(tmp_path, make_shot,
     # Frames whose windows saw no changed map are reused, the others re-matted.
     assert 0 < corrected.frames_written < 12
     assert corrected.frames_written + corrected.frames_skipped == 12
-    # XMem: the last checkpoint before 1010 (step 9) is step 7, so 1009-1012 are recomputed.
-    assert (corrected.frames_propagated, corrected.frames_resumed) == (4, 8)
+    # XMem: the last checkpoint before 1010 (step 9) is the one right before it (step 8), so
+    # 1010-1012 are recomputed.
+    assert (corrected.frames_propagated, corrected.frames_resumed) == (3, 9)
     again = run((*first, key))
     assert (again.frames_written, again.frames_skipped) == (0, 12)
     assert (again.frames_propagated, again.frames_resumed) == (0, 12)

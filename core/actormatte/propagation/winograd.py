@@ -138,6 +138,37 @@ def winograd_applies(x: torch.Tensor, conv: nn.Conv2d, in_channels: int) -> bool
             and in_channels * conv.out_channels >= MIN_CHANNEL_PRODUCT)
 
 
+_FilterCache = dict[tuple[int | None, int | None], tuple[tuple[int, int], torch.Tensor]]
+
+
+def _cache(conv: nn.Conv2d) -> _FilterCache:
+    cache: _FilterCache = conv.__dict__.setdefault("_winograd_filters", {})
+    return cache
+
+
+def filter_cache_of(conv: nn.Conv2d) -> dict[tuple[int | None, int | None], torch.Tensor]:
+    """The filters cached on ``conv`` and still valid, by (start, stop) of the input channels.
+
+    Shape:
+        -> values (16, C_part, C_out)
+    """
+    version = (conv.weight.data_ptr(), conv.weight._version)
+    return {part: hit[1] for part, hit in conv.__dict__.get("_winograd_filters", {}).items()
+            if hit[0] == version}
+
+
+def install_filter(conv: nn.Conv2d, channels: slice, filter_u: torch.Tensor) -> None:
+    """Cache ``filter_u`` (``winograd_filter(conv.weight[:, channels])``, computed earlier).
+
+    Used by :mod:`actormatte.propagation.filter_cache`, which checks it matches the weight.
+
+    Shape:
+        filter_u: (16, C_part, C_out)
+    """
+    version = (conv.weight.data_ptr(), conv.weight._version)
+    _cache(conv)[(channels.start, channels.stop)] = (version, filter_u)
+
+
 def _cached_filter(conv: nn.Conv2d, channels: slice) -> torch.Tensor:
     """``winograd_filter`` of ``conv.weight[:, channels]``, cached on the module.
 
@@ -151,8 +182,7 @@ def _cached_filter(conv: nn.Conv2d, channels: slice) -> torch.Tensor:
     weight = conv.weight
     part = (channels.start, channels.stop)
     version = (weight.data_ptr(), weight._version)
-    cache: dict[tuple[int | None, int | None], tuple[tuple[int, int], torch.Tensor]]
-    cache = conv.__dict__.setdefault("_winograd_filters", {})
+    cache = _cache(conv)
     hit = cache.get(part)
     if hit is None or hit[0] != version:
         hit = (version, winograd_filter(weight[:, channels]))
