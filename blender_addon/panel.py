@@ -181,6 +181,11 @@ def draw_node(am: node.ActorMatteNode, context: bpy.types.Context,
     _draw_check(am, layout.box())
     if am.layers:
         layout.label(text="Actors: " + am.layers.replace(",", ", "))
+        render = context.scene.render
+        scene_aspect = render.pixel_aspect_x / max(render.pixel_aspect_y, 1e-6)
+        if abs(am.pixel_aspect - scene_aspect) > 1e-3:  # docs/BLENDER.md, "Plate geometry"
+            layout.label(text=f"Plate pixel aspect {am.pixel_aspect:g}: set Output > Format > "
+                         f"Aspect X/Y to view it unsqueezed", icon="INFO")
     if am.status:
         layout.label(text=am.status)
 
