@@ -64,7 +64,7 @@ def test_build_makes_an_installable_zip(tmp_path: Path, monkeypatch: pytest.Monk
     (addon / "__pycache__" / "node.cpython-311.pyc").write_bytes(b"")
     expected = {"blender_manifest.toml", "__init__.py", "cli_client.py", "node.py",
                 "operators.py", "preferences.py", "panel.py", "locate.py", "colorspace.py",
-                "keyframes.py", "mask_render.py"}
+                "keyframes.py", "mask_render.py", "exr_header.py"}
     assert build_tool.main(["--source", str(addon), "--out-dir", str(tmp_path / "a")]) == 0
     assert _names(tmp_path / "a" / f"actormatte-{MANIFEST['version']}.zip") == expected
     # Without Blender or a bpy venv the script's own writer makes the same package.
