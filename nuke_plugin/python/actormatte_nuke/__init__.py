@@ -80,6 +80,7 @@ def _finish(result: progress.JobResult, prerender: str | None) -> None:
         node.set_cached(target, done["pattern"], int(done["first"]), int(done["last"]),
                         list(done.get("layers") or []), list(done.get("colour_layers") or []))
         problems = [p for p in (node.layer_problem(x) for x in done.get("layers") or []) if p]
+        problems += [p for p in [node.geometry_problem(target)] if p]
         status = (f"{len(done.get('layers') or [])} actor(s), frames {done['first']}-"
                   f"{done['last']} ({knobs.reuse_summary(done)})")
         flagged = qc.set_results(target, done)

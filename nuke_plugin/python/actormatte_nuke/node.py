@@ -87,12 +87,16 @@ def prerender_input(node: nuke.Node, folder: str, first: int, last: int) -> str:
     """Render the gizmo's input to ``folder`` as half-float EXRs in the working space.
 
     A temporary Write inside the gizmo is executed for the range and deleted, so renders of the
-    script never run it. Returns the sequence in hashes notation.
+    script never run it. Nuke's EXR writer stores the input's bbox as the data window and its
+    format as the display window and pixelAspectRatio; ``autocrop`` stays off so the data
+    window is the whole bbox (overscan included) and the core sees the plate's geometry.
+    Returns the sequence in hashes notation.
     """
     pattern = os.path.join(folder, f"{node.name()}_plate.####.exr").replace("\\", "/")
     with node:
         write = nuke.nodes.Write(file=pattern, file_type="exr", channels="rgb",
-                                 datatype="16 bit half", raw=True, create_directories=True)
+                                 datatype="16 bit half", raw=True, create_directories=True,
+                                 autocrop=False)
         write.setInput(0, nuke.toNode(PLATE_INPUT))
     try:
         nuke.execute(write, first, last, 1)
@@ -242,7 +246,35 @@ def reload(node: nuke.Node) -> str:
     layers = sorted({c.split(".")[0] for c in channels if c.endswith(".alpha")} - {"rgba"})
     colour = [x for x in layers if {f"{x}.{part}" for part in COLOUR_CHANNELS} <= set(channels)]
     set_cached(node, pattern, first, last, layers, colour)
-    return f"{len(layers)} actor(s), frames {first}-{last}"
+    problem = geometry_problem(node)
+    return f"{len(layers)} actor(s), frames {first}-{last}" + (f"; {problem}" if problem else "")
+
+
+def _frame_file(pattern: str, frame: int) -> str:
+    """One frame's file of a ``####`` pattern."""
+    return re.sub(r"#+", lambda m: str(frame).zfill(len(m.group(0))), pattern, count=1)
+
+
+def geometry_problem(node: nuke.Node) -> str:
+    """Why the cached mattes would not line up with the node's input ("" when they do).
+
+    The output is the input with the mattes copied in, so both must share the format and pixel
+    aspect (the core writes the plate's display window and pixelAspectRatio into every matte;
+    a Read of it takes its format from them). A different format means the cache was made for
+    another version of the input: Run again.
+    """
+    pattern = node["matte_file"].value()
+    if not pattern or node.input(0) is None \
+            or not os.path.isfile(_frame_file(pattern, int(node["matte_first"].value()))):
+        return ""
+    with node:
+        matte, plate = nuke.toNode(MATTE_READ).format(), nuke.toNode(PLATE_INPUT).format()
+    size, theirs = (plate.width(), plate.height()), (matte.width(), matte.height())
+    if size == theirs and abs(plate.pixelAspect() - matte.pixelAspect()) < 1e-6:
+        return ""
+    return (f"the mattes are {theirs[0]}x{theirs[1]} (pixel aspect {matte.pixelAspect():g}) but "
+            f"the input is {size[0]}x{size[1]} ({plate.pixelAspect():g}): they will not line up; "
+            "press Run for this input")
 
 
 def remove_prerender(folder: str | None) -> None:

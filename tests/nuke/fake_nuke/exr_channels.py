@@ -1,7 +1,8 @@
 """Channel lists of EXR files as Nuke's Read node names them, for the stand-in ``nuke``.
 
 The EXR header is read with the standard library (magic, version, then ``name\\0type\\0size``
-attributes up to an empty name; the ``channels`` attribute is a ``chlist``: per channel a
+attributes up to an empty name; ``dataWindow``/``displayWindow`` are ``box2i``, four int32
+``xMin yMin xMax yMax``; the ``channels`` attribute is a ``chlist``: per channel a
 NUL-terminated name, int32 pixel type, uint8 pLinear, 3 reserved bytes, int32 x/y sampling, and a
 final NUL). Format: "The OpenEXR File Layout", openexr.com/en/latest/OpenEXRFileLayout.html.
 
@@ -15,30 +16,49 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import NamedTuple
 
 MAGIC = 20000630
 _RGBA = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
 MAX_CHANNEL_NAME = 31
 
 
+class ExrHeader(NamedTuple):
+    """What the stand-in reads of an EXR header; windows are ``(xMin, yMin, xMax, yMax)``."""
+
+    channels: list[str]
+    data_window: tuple[int, int, int, int]
+    display_window: tuple[int, int, int, int]
+    pixel_aspect: float
+
+
 def read_exr_channels(path: str) -> list[str]:
     """EXR channel names of a single-part file, in file order (sorted by name)."""
+    return read_exr_header(path).channels
+
+
+def read_exr_header(path: str) -> ExrHeader:
+    """Channels, data and display windows (``box2i``) and ``pixelAspectRatio`` of an EXR."""
     with open(path, "rb") as f:
         data = f.read(1 << 16)
     magic, _version = struct.unpack_from("<ii", data, 0)
     if magic != MAGIC:
         raise ValueError(f"not an OpenEXR file: {path}")
-    pos = 8
+    pos, fields = 8, {}
     while True:
         name, pos = _cstring(data, pos)
         if not name:
-            raise ValueError(f"no channels attribute in {path}")
+            break
         _type, pos = _cstring(data, pos)
         (size,) = struct.unpack_from("<i", data, pos)
-        pos += 4
-        if name == "channels":
-            return _chlist(data[pos:pos + size])
-        pos += size
+        fields[name] = data[pos + 4:pos + 4 + size]
+        pos += 4 + size
+    if "channels" not in fields:
+        raise ValueError(f"no channels attribute in {path}")
+    aspect = struct.unpack("<f", fields["pixelAspectRatio"])[0] \
+        if "pixelAspectRatio" in fields else 1.0
+    return ExrHeader(_chlist(fields["channels"]), struct.unpack("<iiii", fields["dataWindow"]),
+                     struct.unpack("<iiii", fields["displayWindow"]), float(aspect))
 
 
 def _cstring(data: bytes, pos: int) -> tuple[str, int]:

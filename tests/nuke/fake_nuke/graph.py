@@ -23,7 +23,7 @@ import re
 import threading
 from typing import Any
 
-from . import exr_channels
+from . import exr_channels, images
 
 COMMON_KNOBS = {"name": "String_Knob", "label": "Multiline_Eval_String_Knob", "xpos": "Int_Knob",
                 "ypos": "Int_Knob", "selected": "Boolean_Knob", "disable": "Boolean_Knob",
@@ -38,9 +38,9 @@ CLASS_KNOBS: dict[str, dict[str, str]] = {
     "Write": {"file": "File_Knob", "file_type": "String_Knob", "channels": "String_Knob",
               "datatype": "String_Knob", "compression": "String_Knob",
               "colorspace": "String_Knob", "raw": "Boolean_Knob",
-              "create_directories": "Boolean_Knob"},
+              "create_directories": "Boolean_Knob", "autocrop": "Boolean_Knob"},
     "Copy": {**{f"from{i}": "Channel_Knob" for i in range(4)},
-             **{f"to{i}": "Channel_Knob" for i in range(4)}},
+             **{f"to{i}": "Channel_Knob" for i in range(4)}, "bbox": "Enumeration_Knob"},
     "Input": {"number": "Int_Knob"},
     "Root": {"first_frame": "Int_Knob", "last_frame": "Int_Knob",
              "colorManagement": "String_Knob", "workingSpaceLUT": "String_Knob",
@@ -53,6 +53,8 @@ DEFAULTS = {"Read": {"before": "hold", "after": "hold", "on_error": "error",
             "Write": {"channels": "rgb", "file_type": "", "colorspace": "default"},
             "Root": {"first_frame": 1, "last_frame": 100, "colorManagement": "Nuke",
                      "workingSpaceLUT": "linear"}}
+# Enumeration knobs' items, the first is the default ("set bbox to", Copy's reference page).
+ENUM_ITEMS = {("Copy", "bbox"): ["union", "B", "A", "intersection"]}
 _VALUE_REF = re.compile(r"\[value\s+([A-Za-z0-9_.]+)\]")
 
 
@@ -191,7 +193,7 @@ class Node:
         self._knobs: dict[str, Knob] = {}
         self._inputs: list[Node | None] = []
         for name, kcls in {**COMMON_KNOBS, **CLASS_KNOBS.get(cls, {})}.items():
-            self.add_knob(Knob(self, name, kcls))
+            self.add_knob(Knob(self, name, kcls, ENUM_ITEMS.get((cls, name))))
         for name, value in DEFAULTS.get(cls, {}).items():
             self._knobs[name].set_from_script(str(value), None)
 
@@ -284,6 +286,52 @@ class Node:
         upstream = self.input(0)
         return upstream.channels() if upstream else []
 
+    def format(self) -> images.Format:
+        """The output format: a Read's file's (``images``), else input 0's, else the root's."""
+        if self._class == "Read":
+            path = self._read_file(None)
+            return images.file_geometry(path)[0] if path else images.root_format()
+        upstream = self.input(0)
+        return upstream.format() if upstream else images.root_format()
+
+    def bbox(self) -> images.Box:
+        """The output bbox; a Copy's follows its ``bbox`` knob (B = input 0, A = input 1)."""
+        if self._class == "Read":
+            path = self._read_file(None)
+            if path:
+                return images.file_geometry(path)[1]
+        upstream = self.input(0)
+        if self._class == "Copy" and upstream is not None and self.input(1) is not None:
+            b, a = upstream.bbox(), self.input(1).bbox()
+            mode = str(self["bbox"].value())
+            return {"union": b.union(a), "B": b, "A": a, "intersection": b.intersection(a)}[mode]
+        if upstream is not None and self._class != "Read":
+            return upstream.bbox()
+        fmt = self.format()
+        return images.Box(0, 0, fmt.width(), fmt.height())
+
+    def sample(self, channel: str, x: float, y: float, dx: float | None = None,
+               dy: float | None = None, frame: int | None = None) -> float:
+        """``Node.sample``: the pixel ``(x, y)`` lands in (impulse filter; no dx/dy support)."""
+        assert dx is None and dy is None, "the stand-in samples single pixels only"
+        if not self.bbox().contains(x, y):
+            return 0.0
+        if self._class == "Read":
+            path = self._read_file(frame)
+            return images.sample_file(path, channel, x, y) if path else 0.0
+        if self._class == "Copy" and self.input(1) is not None:
+            for i in range(4):
+                source, to = str(self[f"from{i}"].value()), str(self[f"to{i}"].value())
+                if to == channel and source != "none":
+                    return self.input(1).sample(source, x, y, frame=frame)
+        upstream = self.input(0)
+        return upstream.sample(channel, x, y, frame=frame) if upstream else 0.0
+
+    def _read_file(self, frame: int | None) -> str:
+        """A Read's file at ``frame`` (default: its first frame), or "" when there is none."""
+        path = self["file"].evaluate(self.firstFrame() if frame is None else frame)
+        return path if path and os.path.isfile(path) else ""
+
     def _read_channels(self) -> list[str]:
         path = self["file"].evaluate(self.firstFrame())
         if not path or not os.path.isfile(path):
@@ -336,6 +384,19 @@ class Group(Node):
         out = self.output()
         return out.channels() if out else []
 
+    def format(self) -> images.Format:
+        out = self.output()
+        return out.format() if out else super().format()
+
+    def bbox(self) -> images.Box:
+        out = self.output()
+        return out.bbox() if out else super().bbox()
+
+    def sample(self, channel: str, x: float, y: float, dx: float | None = None,
+               dy: float | None = None, frame: int | None = None) -> float:
+        out = self.output()
+        return out.sample(channel, x, y, dx, dy, frame) if out else 0.0
+
     def firstFrame(self) -> int:  # noqa: N802
         out = self.output()
         return out.firstFrame() if out else super().firstFrame()
@@ -357,6 +418,19 @@ class InputNode(Node):
     def channels(self) -> list[str]:
         feed = self._feed()
         return feed.channels() if feed else []
+
+    def format(self) -> images.Format:
+        feed = self._feed()
+        return feed.format() if feed else images.root_format()
+
+    def bbox(self) -> images.Box:
+        feed = self._feed()
+        return feed.bbox() if feed else super().bbox()
+
+    def sample(self, channel: str, x: float, y: float, dx: float | None = None,
+               dy: float | None = None, frame: int | None = None) -> float:
+        feed = self._feed()
+        return feed.sample(channel, x, y, dx, dy, frame) if feed else 0.0
 
     def firstFrame(self) -> int:  # noqa: N802
         feed = self._feed()
