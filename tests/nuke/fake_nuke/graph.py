@@ -9,7 +9,8 @@ Semantics follow Foundry's Nuke Python API reference
   number; ``PyScript_Knob.execute()`` runs its code with ``nuke.thisNode()`` set to the owner.
 - ``nuke.Node``: ``Class()``, ``name()``, ``fullName()``, ``knob()``, ``node['knob']`` (NameError
   when missing), ``input(i)``, ``setInput(i, node)``, ``inputs()``, ``firstFrame()``,
-  ``lastFrame()``, ``channels()``; ``nuke.Group`` adds ``begin()``/``end()``/``with group:``,
+  ``lastFrame()``, ``channels()``, ``format()``, ``bbox()``, ``sample(channel, x, y)`` (image
+  geometry in ``images.py``); ``nuke.Group`` adds ``begin()``/``end()``/``with group:``,
   ``nodes()`` and ``node(name)``; group inputs feed its ``Input`` nodes by their ``number`` knob.
 Stricter than Nuke on purpose: every knob and node edit must come from the main thread
 (Nuke's Threading guide: only the main thread may touch the DAG), and a Channel knob accepts only
@@ -286,26 +287,29 @@ class Node:
         upstream = self.input(0)
         return upstream.channels() if upstream else []
 
+    def image_source(self) -> Node | None:
+        """The node whose image passes through this one (a group's Output, an Input's feed)."""
+        return self.input(0)
+
     def format(self) -> images.Format:
-        """The output format: a Read's file's (``images``), else input 0's, else the root's."""
+        """The output format: a Read's file's (``images``), else the source's, else the root's."""
         if self._class == "Read":
             path = self._read_file(None)
             return images.file_geometry(path)[0] if path else images.root_format()
-        upstream = self.input(0)
+        upstream = self.image_source()
         return upstream.format() if upstream else images.root_format()
 
     def bbox(self) -> images.Box:
         """The output bbox; a Copy's follows its ``bbox`` knob (B = input 0, A = input 1)."""
-        if self._class == "Read":
-            path = self._read_file(None)
-            if path:
-                return images.file_geometry(path)[1]
-        upstream = self.input(0)
+        path = self._read_file(None) if self._class == "Read" else ""
+        if path:
+            return images.file_geometry(path)[1]
+        upstream = None if self._class == "Read" else self.image_source()
         if self._class == "Copy" and upstream is not None and self.input(1) is not None:
             b, a = upstream.bbox(), self.input(1).bbox()
             mode = str(self["bbox"].value())
             return {"union": b.union(a), "B": b, "A": a, "intersection": b.intersection(a)}[mode]
-        if upstream is not None and self._class != "Read":
+        if upstream is not None:
             return upstream.bbox()
         fmt = self.format()
         return images.Box(0, 0, fmt.width(), fmt.height())
@@ -324,7 +328,7 @@ class Node:
                 source, to = str(self[f"from{i}"].value()), str(self[f"to{i}"].value())
                 if to == channel and source != "none":
                     return self.input(1).sample(source, x, y, frame=frame)
-        upstream = self.input(0)
+        upstream = self.image_source()
         return upstream.sample(channel, x, y, frame=frame) if upstream else 0.0
 
     def _read_file(self, frame: int | None) -> str:
@@ -384,18 +388,8 @@ class Group(Node):
         out = self.output()
         return out.channels() if out else []
 
-    def format(self) -> images.Format:
-        out = self.output()
-        return out.format() if out else super().format()
-
-    def bbox(self) -> images.Box:
-        out = self.output()
-        return out.bbox() if out else super().bbox()
-
-    def sample(self, channel: str, x: float, y: float, dx: float | None = None,
-               dy: float | None = None, frame: int | None = None) -> float:
-        out = self.output()
-        return out.sample(channel, x, y, dx, dy, frame) if out else 0.0
+    def image_source(self) -> Node | None:
+        return self.output()
 
     def firstFrame(self) -> int:  # noqa: N802
         out = self.output()
@@ -419,18 +413,8 @@ class InputNode(Node):
         feed = self._feed()
         return feed.channels() if feed else []
 
-    def format(self) -> images.Format:
-        feed = self._feed()
-        return feed.format() if feed else images.root_format()
-
-    def bbox(self) -> images.Box:
-        feed = self._feed()
-        return feed.bbox() if feed else super().bbox()
-
-    def sample(self, channel: str, x: float, y: float, dx: float | None = None,
-               dy: float | None = None, frame: int | None = None) -> float:
-        feed = self._feed()
-        return feed.sample(channel, x, y, dx, dy, frame) if feed else 0.0
+    def image_source(self) -> Node | None:
+        return self._feed()
 
     def firstFrame(self) -> int:  # noqa: N802
         feed = self._feed()
