@@ -13,6 +13,7 @@ import pytest
 
 from actormatte.cli.main import main
 from actormatte.errors import InputError
+from actormatte.io.geometry import PlateGeometry, PlateSpace, Window
 from actormatte.masks import load_keyframes
 from actormatte.masks.mask_layers import parse_mask_layers_arg, read_mask_layers
 
@@ -71,8 +72,7 @@ def test_data_window_is_placed_in_the_display_window(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("channels", "window", "display", "words"), [
-    ({"bob.A": box(0, 0, 9, 9)}, None, (32, 48), "display window is 32x48"),
-    ({"bob.A": np.ones((10, 10))}, (60, 0, 10, 10), PLATE, "outside the display window"),
+    ({"bob.A": box(0, 0, 9, 9)}, None, (32, 48), "format is 32x48 but the plate is 64x48"),
     ({"matte.bob.A": box(0, 0, 9, 9)}, None, PLATE, "layer 'matte.bob' (channel"),
     ({"bob.R": box(0, 0, 9, 9), "bob.G": box(0, 0, 9, 9)}, None, PLATE,
      "layer 'bob' has channels bob.G, bob.R but no alpha"),
@@ -91,6 +91,34 @@ def test_bad_layers_name_the_problem(tmp_path: Path, channels: dict[str, np.ndar
     with pytest.raises(InputError, match="--mask-layers") as error:
         read_mask_layers(path, PLATE)
     assert words in str(error.value)
+
+
+def test_windows_of_real_plates(tmp_path: Path) -> None:
+    """A bbox past the format is clipped; bare renders of the working or data window cover it."""
+    overscan = PlateSpace(PlateGeometry(Window(-8, -4, 80, 56), Window(0, 0, W, H),
+                                        plate_data=Window(-8, -4, 80, 56)))
+    # Nuke: a roto bbox (-12,-6 20x10) reaching past the overscan's left/top edge
+    path = write_layers(tmp_path / "bbox.exr", {"bob.A": np.ones((10, 20))},
+                        window=(-12, -6, 20, 10))
+    (mask,) = read_mask_layers(path, overscan).values()
+    assert mask.shape == (56, 80)
+    expected = np.zeros((56, 80), bool)
+    expected[0:8, 0:16] = True  # display rows -4..3, columns -8..7 of the working window
+    np.testing.assert_array_equal(mask, expected)
+    # a bare render of the whole working window (exported with the overscan)
+    path = write_layers(tmp_path / "bare.exr", {"bob.A": box(0, 0, 10, 10, (56, 80))},
+                        display=(80, 56))
+    np.testing.assert_array_equal(read_mask_layers(path, overscan)["bob"],
+                                  box(0, 0, 10, 10, (56, 80)) > 0.5)
+    # Blender on an auto-cropped plate: it shows (and renders masks at) the 30x20 data window
+    inner = PlateSpace(PlateGeometry(Window(0, 0, W, H), Window(0, 0, W, H),
+                                     plate_data=Window(10, 12, 30, 20)))
+    path = write_layers(tmp_path / "blender.exr", {"bob.A": box(0, 0, 5, 4, (20, 30))},
+                        display=(30, 20))
+    np.testing.assert_array_equal(read_mask_layers(path, inner)["bob"],
+                                  box(10, 12, 15, 16) > 0.5)
+    with pytest.raises(InputError, match="format is 30x20 but the plate is 64x48"):
+        read_mask_layers(path, PLATE)  # without the plate's windows it is another size
 
 
 def test_parse_and_missing_file(tmp_path: Path) -> None:

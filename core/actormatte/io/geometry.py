@@ -17,7 +17,7 @@ placed in the working window (pixels of a later frame outside it are dropped wit
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -64,11 +64,14 @@ class PlateGeometry:
         data: The working window: what plate reads return and mattes cover (module docstring).
         display: The display window (the delivered format).
         pixel_aspect: Pixel width / pixel height (2.0 for 2:1 anamorphic).
+        plate_data: The first frame's own data window, what a host that shows only the data
+            window (Blender) draws; None when not known (then take ``data``). Not compared.
     """
 
     data: Window
     display: Window
     pixel_aspect: float = 1.0
+    plate_data: Window | None = field(default=None, compare=False)
 
     @classmethod
     def full_frame(cls, width: int, height: int, pixel_aspect: float = 1.0) -> PlateGeometry:
@@ -81,7 +84,7 @@ class PlateGeometry:
         """The geometry of an OIIO ``ImageSpec`` (working window = data union display)."""
         data, display = spec_windows(spec)
         aspect = float(spec.get_float_attribute("PixelAspectRatio", 1.0) or 1.0)
-        return cls(data.union(display), display, aspect if aspect > 0 else 1.0)
+        return cls(data.union(display), display, aspect if aspect > 0 else 1.0, data)
 
     @property
     def is_full_frame(self) -> bool:
@@ -142,23 +145,3 @@ class PlateSpace(tuple[int, int]):
 
     def __getnewargs__(self) -> tuple[PlateGeometry]:  # type: ignore[override,unused-ignore]
         return (self.geometry,)
-
-
-def display_size_of(plate_size: tuple[int, int]) -> tuple[int, int]:
-    """The plate's display-window ``(width, height)`` (a plain tuple is taken as it is)."""
-    geometry = getattr(plate_size, "geometry", None)
-    if isinstance(geometry, PlateGeometry):
-        return geometry.display.size
-    return int(plate_size[0]), int(plate_size[1])
-
-
-def display_to_working(plane: np.ndarray, plate_size: tuple[int, int]) -> np.ndarray:
-    """Move a display-window-sized plane into the plate's working window (zeros in overscan).
-
-    Shape:
-        plane: (display height, display width); returns (H, W) of the working window.
-    """
-    geometry = getattr(plate_size, "geometry", None)
-    if not isinstance(geometry, PlateGeometry) or geometry.data == geometry.display:
-        return plane
-    return place(plane, geometry.display, geometry.data)

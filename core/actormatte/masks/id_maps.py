@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from actormatte.errors import InputError
-from actormatte.masks.mask_files import _read_image, _to_plate, read_id_map
+from actormatte.masks.mask_files import _read_image, place_in_plate, read_id_map
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class IdMapReader:
                                                                           rgb[:, :, 2]):
             return None
         channels = [0, 1, 2] + ([alpha] if alpha >= 3 else [])
-        planes = [_to_plate(pixels[:, :, c], windows, self._plate_size, "--masks", path)
+        planes = [place_in_plate(pixels[:, :, c], windows, self._plate_size, "--masks", path)
                   for c in channels]
         return np.stack(planes, axis=-1).astype(np.float64)  # (H, W, 3 or 4)
 

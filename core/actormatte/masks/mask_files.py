@@ -6,9 +6,11 @@ with OpenImageIO in their own data type, so 16-bit ids and float EXR ids arrive 
 Placement: a mask is placed in the plate's working window (:mod:`actormatte.io.geometry`) by
 pixel coordinates. A mask whose display window has the plate's display size (every PNG/TIFF
 exported at plate resolution, every Nuke EXR roto render, whose data window is the roto's
-bounding box) is placed by its data window, zero outside it. A mask without windows that has the
-size of the plate's working window (exported with the overscan) covers that window. Anything else
-is refused with the sizes it has and needs.
+bounding box) is placed by its data window, zero outside it, and whatever of it lies outside the
+working window (a roto bbox reaching past the overscan) is dropped. A mask without windows that
+has the size of the plate's working window (exported with the overscan) covers that window; one
+the size of the plate's own data window (what Blender renders: it shows only the data window)
+covers that. Anything else is refused with the sizes it has and needs.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def _read_image(path: Path, flag: str) -> tuple[np.ndarray, int, tuple[Window, W
     return pixels, alpha, windows
 
 
-def _to_plate(array: np.ndarray, windows: tuple[Window, Window], plate_size: tuple[int, int],
-              flag: str, path: Path) -> np.ndarray:
+def place_in_plate(array: np.ndarray, windows: tuple[Window, Window],
+                   plate_size: tuple[int, int], flag: str, path: Path) -> np.ndarray:
     """Place a mask channel in the plate's working window (module docstring).
 
     Shape:
@@ -71,8 +73,12 @@ def _to_plate(array: np.ndarray, windows: tuple[Window, Window], plate_size: tup
         dx, dy = geometry.display.x - display.x, geometry.display.y - display.y
         return place(array, Window(data.x + dx, data.y + dy, data.width, data.height),
                      geometry.data)
-    if data == display and (data.x, data.y) == (0, 0) and data.size == geometry.data.size:
+    bare = data == display and (data.x, data.y) == (0, 0)
+    if bare and data.size == geometry.data.size:
         return np.ascontiguousarray(array)
+    plate_data = geometry.plate_data
+    if bare and plate_data is not None and data.size == plate_data.size:
+        return place(array, plate_data, geometry.data)
     plate = f"{geometry.display.width}x{geometry.display.height}"
     if geometry.data != geometry.display:
         plate += f" (data window {geometry.data})"
@@ -90,7 +96,7 @@ def read_id_map(path: Path, plate_size: tuple[int, int], flag: str = "--masks") 
         InputError: Unreadable file, wrong size, non-integer or negative ids.
     """
     pixels, _, windows = _read_image(path, flag)
-    first = _to_plate(pixels[:, :, 0], windows, plate_size, flag, path)
+    first = place_in_plate(pixels[:, :, 0], windows, plate_size, flag, path)
     if np.issubdtype(first.dtype, np.integer):
         ids = first.astype(np.int64)
     else:
@@ -121,7 +127,7 @@ def read_actor_mask(path: Path, plate_size: tuple[int, int],
     channel = pixels[:, :, 0]
     if alpha >= 0 and pixels[:, :, alpha].min() != pixels[:, :, alpha].max():
         channel = pixels[:, :, alpha]
-    channel = _to_plate(channel, windows, plate_size, flag, path)
+    channel = place_in_plate(channel, windows, plate_size, flag, path)
     if np.issubdtype(channel.dtype, np.integer):
         scale = float(np.iinfo(channel.dtype).max)
         return channel.astype(np.float64) / scale > 0.5

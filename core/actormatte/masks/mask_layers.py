@@ -15,8 +15,12 @@ Rules (docs/CLI.md, MASKS; CONVENTIONS.md, "Keyframe masks as a layered EXR"):
 * A multi-part EXR (Blender 5 writes one part per layer) is read part by part.
 * Three-level names (``matte.bob.A``) are refused: they behave differently in Nuke and Blender.
 * Values above 0.5 are the actor. NaN or infinite values are refused.
-* The data window may be anything inside the display window, which must have the plate's size;
-  pixels outside the data window are background.
+* Windows are placed as every mask file is (:mod:`actormatte.masks.mask_files`): a display window
+  of the plate's format places the data window by its coordinates (any bbox, also one reaching
+  into or past the overscan: what lies outside the plate's working window is dropped); a file
+  without windows the size of the plate's working window or of its own data window (Blender
+  renders what it shows: the data window) covers that window. Pixels outside the data window
+  are background.
 * A layer with no pixel above 0.5 is no keyframe for that actor (a host renders every layer at
   every keyframe, so an actor off screen there is empty); it is skipped with a log line. A file
   whose layers are all empty is refused.
@@ -25,34 +29,19 @@ Rules (docs/CLI.md, MASKS; CONVENTIONS.md, "Keyframe masks as a layered EXR"):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from actormatte.errors import InputError
-from actormatte.io.geometry import display_size_of, display_to_working
+from actormatte.io.geometry import spec_windows
+from actormatte.masks.mask_files import place_in_plate
 
 logger = logging.getLogger(__name__)
 
 _ALPHA_NAMES = ("alpha", "A", "a")
 _ROOT_CHANNELS = {"R", "G", "B", "A", "Y", "Z"}
 _FLAG = "--mask-layers"
-
-
-@dataclass(frozen=True)
-class LayeredImage:
-    """Every channel of a layered EXR placed in its display window.
-
-    Attributes:
-        channels: Channel name -> (H, W) float32 at display-window size (0 outside the data
-            window).
-        display_size: (width, height) of the display window.
-    """
-
-    channels: dict[str, np.ndarray]
-    display_size: tuple[int, int]
 
 
 def parse_mask_layers_arg(text: str) -> tuple[Path, int | None]:
@@ -71,15 +60,19 @@ def parse_mask_layers_arg(text: str) -> tuple[Path, int | None]:
     return _split_frame(text, _FLAG)
 
 
-def read_layered_exr(path: Path, flag: str = _FLAG) -> LayeredImage:
-    """Read all channels of an EXR (any data window inside the display window).
+def read_layered_exr(path: Path, plate_size: tuple[int, int],
+                     flag: str = _FLAG) -> dict[str, np.ndarray]:
+    """Read all channels of an EXR, each placed in the plate's working window.
 
     A multi-part EXR (Blender 5's multilayer File Output writes one part per layer) is read part
     by part; every part must share the display window and channel names must be unique.
 
+    Shape:
+        Each channel (H, W) float32 over the working window (0 outside the file's data window).
+
     Raises:
-        InputError: Missing or unreadable file, a data window reaching outside the display
-            window, parts with different display windows, a channel in two parts.
+        InputError: Missing or unreadable file, a format that is not the plate's, parts with
+            different display windows, a channel in two parts.
     """
     import OpenImageIO as oiio  # a core dependency; imported here to keep module import light
 
@@ -95,41 +88,25 @@ def read_layered_exr(path: Path, flag: str = _FLAG) -> LayeredImage:
         part = 0
         while image_in.seek_subimage(part, 0):
             spec = image_in.spec()
-            full = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
-            if display is not None and full != display:
+            windows = spec_windows(spec)
+            if display is not None and windows[1] != display:
                 raise InputError(f"{flag} {path}: part {part} has another display window "
-                                 f"({full}) than part 0 ({display}); write one format")
-            display = full
+                                 f"({windows[1]}) than part 0 ({display}); write one format")
+            display = windows[1]
             pixels = image_in.read_image(part, 0, 0, spec.nchannels, oiio.FLOAT)
             if pixels is None:
                 raise InputError(f"{flag} {path}: cannot decode its pixels; write it again")
-            _place(channels, spec, np.asarray(pixels, np.float32), path, flag)
+            pixels = np.asarray(pixels, np.float32).reshape(spec.height, spec.width, -1)
+            for index, name in enumerate(spec.channelnames):
+                if name in channels:
+                    raise InputError(f"{flag} {path}: channel {name!r} is in two parts; name "
+                                     "each actor's layer once")
+                channels[name] = place_in_plate(pixels[:, :, index], windows, plate_size,
+                                                flag, path)
             part += 1
     finally:
         image_in.close()
-    assert display is not None
-    return LayeredImage(channels, (display[2], display[3]))
-
-
-def _place(channels: dict[str, np.ndarray], spec: Any, pixels: np.ndarray, path: Path,
-           flag: str) -> None:
-    """Put one part's channels into display-window planes (0 outside the data window)."""
-    x, y, width, height = spec.x, spec.y, spec.width, spec.height
-    full_x, full_y = spec.full_x, spec.full_y
-    full_w, full_h = spec.full_width, spec.full_height
-    left, top = x - full_x, y - full_y
-    if left < 0 or top < 0 or left + width > full_w or top + height > full_h:
-        raise InputError(f"{flag} {path}: the data window ({x},{y} {width}x{height}) reaches "
-                         f"outside the display window ({full_x},{full_y} {full_w}x{full_h}); "
-                         "crop the masks to the plate's format before writing them")
-    pixels = pixels.reshape(height, width, -1)  # (H, W) for one channel -> (H, W, 1)
-    for index, name in enumerate(spec.channelnames):
-        if name in channels:
-            raise InputError(f"{flag} {path}: channel {name!r} is in two parts; name each "
-                             "actor's layer once")
-        plane = np.zeros((full_h, full_w), np.float32)
-        plane[top:top + height, left:left + width] = pixels[:, :, index]
-        channels[name] = plane
+    return channels
 
 
 def group_layers(channel_names: list[str], path: Path, flag: str = _FLAG) -> dict[str, str]:
@@ -179,7 +156,8 @@ def read_mask_layers(path: Path, plate_size: tuple[int, int],
 
     Args:
         path: The EXR.
-        plate_size: Plate (width, height); the display window must have this size.
+        plate_size: Plate (width, height), a :class:`~actormatte.io.geometry.PlateSpace` for
+            plates with windows; the file is placed by the module docstring's rules.
         flag: The option named in error messages.
 
     Returns:
@@ -191,23 +169,18 @@ def read_mask_layers(path: Path, plate_size: tuple[int, int],
     Raises:
         InputError: Unreadable file, wrong size, a bad layer (named), no actor layer at all.
     """
-    image = read_layered_exr(path, flag)
-    display = display_size_of(plate_size)  # the plate's format (overscan: io/geometry.py)
-    if image.display_size != display:
-        raise InputError(f"{flag} {path}: the display window is {image.display_size[0]}x"
-                         f"{image.display_size[1]} but the plate is {display[0]}x"
-                         f"{display[1]}; render the masks in the plate's format")
-    chosen = group_layers(list(image.channels), path, flag)
+    channels = read_layered_exr(path, plate_size, flag)
+    chosen = group_layers(list(channels), path, flag)
     if not chosen:
-        raise InputError(f"{flag} {path}: no actor layer (only {', '.join(image.channels)}); "
+        raise InputError(f"{flag} {path}: no actor layer (only {', '.join(channels)}); "
                          "put each actor's mask in its own layer, e.g. bob.alpha")
     masks = {}
     for layer, channel in chosen.items():
-        values = image.channels[channel]
+        values = channels[channel]
         if not np.isfinite(values).all():
             raise InputError(f"{flag} {path}: layer {layer!r} ({channel}) has NaN or infinite "
                              "values; a mask is 0 (background) to 1 (actor)")
-        mask = display_to_working(values > 0.5, plate_size)
+        mask = values > 0.5
         if mask.any():
             masks[layer] = mask
         else:
