@@ -6,15 +6,26 @@ frame with encoder reuse), and the per-window rest split into the OS8 instance d
 (attention + ConvGRU), the sparse detail branch (``predict_details``) and the remainder.
 
     .venv/bin/python bench/bench_matte_split.py [--height 288 --width 512] [--repeat 1]
+
+``--side-by-side`` measures instead the real matte stage (``pipeline.matte`` on a propagated
+synthetic shot, generated weights, ``--size`` = the plate's short side so nothing is resized)
+with encoder reuse on and off (``MatteConfig.encoder_reuse``), alternating within one process:
+process CPU time per output frame (all threads: reading, matting, EXR writes), the ratio, and
+the largest difference between the two runs' float32 EXRs.
+
+    .venv/bin/python bench/bench_matte_split.py --side-by-side [--frames 14] [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,13 +36,63 @@ from actormatte.matting import load_maggie  # noqa: E402
 from actormatte.matting.model import FrameFeatures  # noqa: E402
 
 
+def side_by_side(args: argparse.Namespace) -> None:
+    """Matte stage CPU per output frame, encoder reuse on vs off, same shot, same process."""
+    from actormatte import pipeline
+    from actormatte.config import ExportConfig, MaskConfig, MatteConfig
+    from actormatte.export.exr import read_matte_exr
+    from support.reference import maggie_weights, xmem_weights
+    from support.shots import build_models_dir, write_shot
+
+    with tempfile.TemporaryDirectory(prefix="bench_matte_reuse_") as name:
+        tmp = Path(name)
+        models = build_models_dir(tmp / "models", maggie_weights, xmem_weights)
+        shot = write_shot(tmp / "plate", args.frames, args.width, args.height, actors=3)
+        work = tmp / "work"
+        pipeline.propagate(pipeline.PropagateOptions(
+            plate=shot.pattern, work=str(work), masks=MaskConfig(masks=(str(shot.ids),)),
+            models=str(models), device="cpu"))
+        short = min(args.width, args.height)
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for repeat in range(args.repeat):
+            for reuse in ((True, False) if repeat % 2 == 0 else (False, True)):
+                config = MatteConfig(size=short, encoder_reuse=reuse)
+                options = pipeline.MatteOptions(
+                    work=str(work), out=str(tmp / f"out_{reuse}"), models=str(models),
+                    device="cpu", matte=config, export=ExportConfig(overwrite=True, half=False))
+                before = os.times()
+                result = pipeline.matte(options)
+                after = os.times()
+                spent = (after.user - before.user) + (after.system - before.system)
+                cpu[reuse].append(spent / result.frames_written)
+                print(f"repeat {repeat} reuse={'on' if reuse else 'off'}: "
+                      f"{result.frames_written} frames, {spent:.2f} s CPU, "
+                      f"{spent / result.frames_written * 1000:.0f} ms/frame", flush=True)
+        worst = 0.0
+        for path in sorted((tmp / "out_True").glob("*.exr")):
+            on, _ = read_matte_exr(path)
+            off, _ = read_matte_exr(tmp / "out_False" / path.name)
+            worst = max(worst, *(float(np.abs(on[k] - off[k]).max()) for k in on))
+        median = {k: float(np.median(v)) for k, v in cpu.items()}
+        print(f"{args.width}x{args.height}, {args.frames} frames, 3 actors, torch threads "
+              f"{torch.get_num_threads()}: matte CPU per output frame reuse off "
+              f"{median[False] * 1000:.0f} ms, on {median[True] * 1000:.0f} ms, ratio "
+              f"{median[True] / median[False]:.3f}; max |on - off| {worst:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--height", type=int, default=288)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="pipeline.matte with encoder reuse on and off")
+    parser.add_argument("--frames", type=int, default=14, help="shot length (--side-by-side)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.side_by_side:
+        side_by_side(args)
+        return
     from support.reference import maggie_weights
 
     net = load_maggie(maggie_weights("video", 1, "overrides_A.txt", sn_power_iters=500))

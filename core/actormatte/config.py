@@ -96,6 +96,9 @@ class MatteConfig:
             the pure-PyTorch one), ``torch`` or ``spconv`` (docs/GPU.md).
         precision: ``auto`` (fp32 on every device), ``fp32``, ``tf32`` (CUDA), ``fp16``
             (CUDA) or ``bf16``: autocast for the dense parts of MaGGIe (``actormatte.device``).
+        encoder_reuse: ``window5``: encode each frame once per actor slots and reuse it in
+            every window holding it (within 1e-5 of whole-window forwards); off only to
+            measure what it saves (``bench/bench_matte_split.py --side-by-side``).
     """
 
     size: int = 576
@@ -107,6 +110,7 @@ class MatteConfig:
     upsample: str = "bilinear"
     sparse_backend: str = "auto"
     precision: str = "auto"
+    encoder_reuse: bool = True
 
     @property
     def resample_mode(self) -> str:

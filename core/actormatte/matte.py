@@ -37,6 +37,8 @@ from actormatte.shot import Shot
 from actormatte.stream import WriteBehind, io_workers
 
 _PAD = 64
+_SNAP_LOW = np.float32(1.0 / 255.0)
+_SNAP_HIGH = np.float32(254.0 / 255.0)
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)  # (3, 1, 1)
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)  # (3, 1, 1)
 
@@ -99,11 +101,26 @@ class ShotClipSource:
 
     def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
         """Network alphas back to the plate, snapped. Shape: (N, hp, wp) -> (N, H, W)."""
-        cropped = self.transform.reverse(alpha)
-        out = cropped.clone()
-        out[cropped <= 1.0 / 255.0] = 0.0
-        out[cropped >= 254.0 / 255.0] = 1.0
-        return out
+        return snap_alpha(self.transform.reverse(alpha))  # a new tensor: snapped in place
+
+
+def snap_alpha(alpha: torch.Tensor) -> torch.Tensor:
+    """Snap ``<= 1/255`` to 0 and ``>= 254/255`` to 1, in place (returns ``alpha``).
+
+    The thresholds are compared in ``alpha``'s float32, as torch compares a tensor with a Python
+    float; a value snapped to 0 is never ``>= 254/255``, so the order of the two is free. On
+    the CPU the work runs on numpy's view of the tensor (a third of the cost of masked writes).
+
+    Shape:
+        Any; float32.
+    """
+    if alpha.device.type == "cpu" and alpha.dtype == torch.float32 and alpha.is_contiguous():
+        values = alpha.numpy()
+        np.copyto(values, np.float32(0.0), where=values <= _SNAP_LOW)
+        np.copyto(values, np.float32(1.0), where=values >= _SNAP_HIGH)
+        return alpha
+    alpha.masked_fill_(alpha <= 1.0 / 255.0, 0.0)
+    return alpha.masked_fill_(alpha >= 254.0 / 255.0, 1.0)
 
 
 class MatteStage:
@@ -154,7 +171,8 @@ class MatteStage:
         # keeps whole-window forwards: it must equal the official loop bit for bit.
         split = (precision_forward(net.encode_frames, precision),
                  precision_forward(net.decode_frames, precision), FrameFeatures.cat)
-        reuse = variant == "video" and self.config.schedule == "window5"
+        reuse = (variant == "video" and self.config.schedule == "window5"
+                 and self.config.encoder_reuse)
         self.runner = WindowRunner(forward if variant == "video" else None,
                                    forward if variant == "image" else None,
                                    self.config.schedule, self.config.window, self.config.stride,
