@@ -86,6 +86,26 @@ def test_fuse_window_of_five_chains_the_rule_over_interior_frames():
     assert not torch.equal(fused, refined)  # the rule did something on this input
 
 
+@pytest.mark.parametrize("frames", [4, 5, 7])
+def test_fuse_window_equals_the_official_rule_chained_bit_for_bit(frames):
+    # Continuous values (no exact agreements), so any change in the float arithmetic shows.
+    gen = torch.Generator().manual_seed(frames)
+    refined = torch.rand(1, frames, 3, 16, 17, generator=gen)
+    diff_f = torch.rand(1, frames, 1, 16, 17, generator=gen)
+    diff_b = torch.rand(1, frames, 1, 16, 17, generator=gen)
+    expected = refined.clone()
+    for middle in range(1, frames - 1):
+        out = official_temporal_rule(refined[:, middle - 1:middle + 2].clone(),
+                                     diff_f[:, middle - 1:middle + 2],
+                                     diff_b[:, middle - 1:middle + 2], prev=expected[:, middle - 1])
+        expected[:, middle] = out[:, 1]
+        if middle == frames - 2:
+            expected[:, middle + 1] = out[:, 2]
+    fused = fuse_window(refined, diff_f, diff_b)
+    assert torch.equal(fused, expected)
+    assert not torch.equal(fused, refined)
+
+
 def test_groups_of_ten_and_absent_actors():
     runner = WindowRunner(None, None, max_instances=10)
     present = [k for k in range(23) if k != 4]
