@@ -230,3 +230,31 @@ def test_read_matte_exr_errors(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(InputError, match="does not decode"):
         read_matte_exr(path)
+
+
+def test_half_pixels_round_as_openexr_does(tmp_path: Path) -> None:
+    # The writer hands OIIO half pixels it converted itself; they must be the halves OpenEXR
+    # makes from the float32 mattes: every half in 0..1, the midpoints between neighbours
+    # (ties to even) and the floats just either side of them.
+    halves = np.arange(0, 0x3C01, dtype=np.uint16).view(np.float16).astype(np.float32)
+    mids = ((halves[:-1].astype(np.float64) + halves[1:]) / 2).astype(np.float32)
+    values = np.concatenate([halves, mids, np.nextafter(mids, np.float32(0)),
+                             np.nextafter(mids, np.float32(2))])
+    width = 256
+    height = -(-values.size // width)
+    matte = np.zeros(height * width, np.float32)
+    matte[:values.size] = values
+    matte = matte.reshape(height, width)
+    writer = MatteWriter(tmp_path, "h", ["bob", "carl"], width, height, union=True)
+    path = writer.write(1, {"bob": matte, "carl": matte[::-1].copy()})
+    spec = oiio.ImageSpec(width, height, 3, oiio.HALF)
+    reference = tmp_path / "reference.exr"
+    out = oiio.ImageOutput.create(str(reference))
+    out.open(str(reference), spec)
+    union = np.maximum(matte, matte[::-1])
+    out.write_image(np.stack([union, matte, matte[::-1]], axis=-1))  # float32: OIIO converts
+    out.close()
+    ours = oiio.ImageBuf(str(path)).get_pixels(oiio.HALF).view(np.uint16)  # A, bob, carl
+    theirs = oiio.ImageBuf(str(reference)).get_pixels(oiio.HALF).view(np.uint16)
+    assert list(header(path).channelnames) == ["A", "bob.A", "carl.A"]
+    assert np.array_equal(ours, theirs)
