@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (module, attribute path, stage). Missing ones are skipped, so any commit can be timed.
 TIMED = [
     ("actormatte.io.image_sequence", "ImageSequencePlate.read", "decode"),
+    ("actormatte.io.image_sequence", "ImageSequencePlate.read_uint8_or_float", "decode"),
     ("actormatte.io.colour", "ColourConverter.to_uint8", "colour"),
     ("actormatte.shot", "read_check", "read_check"),
     ("actormatte.shot", "check_frames_cheaply", "validate"),

@@ -95,8 +95,22 @@ class Shot:
         return rgb
 
     def decode_uint8(self, frame: int) -> np.ndarray:
-        """Decode and convert one frame, no caching. Shape: (H, W, 3) uint8."""
+        """Decode and convert one frame, no caching. Shape: (H, W, 3) uint8.
+
+        When the conversion is the identity (the plate is in the networks' sRGB space, only
+        clamped), an 8-bit file's stored values are the result: ``quantise(v / 255) == v`` for
+        every byte, so the float passes are skipped with the same bits.
+        """
+        if self.converter_is_identity and isinstance(self.plate, ImageSequencePlate):
+            rgb = self.plate.read_uint8_or_float(frame)
+            return rgb if rgb.dtype == np.uint8 else self.converter.to_uint8(rgb)
         return self.converter.to_uint8(self.plate.read(frame))
+
+    @property
+    def converter_is_identity(self) -> bool:
+        """Whether the colour conversion only clamps (plate space = target, no soft clip)."""
+        return (self.converter.resolved_input == self.converter.target
+                and not self.converter.soft_clip)
 
     @contextlib.contextmanager
     def streaming(self, order: Sequence[int], keep: Callable[[int], bool] | None = None,

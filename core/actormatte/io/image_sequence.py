@@ -74,6 +74,22 @@ class ImageSequencePlate(Plate):
         Shape:
             Returns (H, W, 3) float32.
         """
+        return self._read(frame, keep_uint8=False)
+
+    def read_uint8_or_float(self, frame: int) -> np.ndarray:
+        """Read one frame: an 8-bit file's values as stored, any other file as :meth:`read`.
+
+        For a plate whose colour conversion is the identity, the stored bytes are exactly what
+        converting and quantising :meth:`read`'s ``v / 255`` gives back, without the float
+        passes (``Shot.decode_uint8``). Decided per file, so a later frame of another depth is
+        still read as float.
+
+        Shape:
+            Returns (H, W, 3) uint8 for an 8-bit file, else (H, W, 3) float32.
+        """
+        return self._read(frame, keep_uint8=True)
+
+    def _read(self, frame: int, keep_uint8: bool) -> np.ndarray:
         self._check_frame(frame)
         file = self.path_for(frame)
         inp = _open(file, frame)
@@ -82,7 +98,9 @@ class ImageSequencePlate(Plate):
             self._check_size(spec, file, frame)
             picks = _rgb_channels(spec)
             lo, hi = min(picks), max(picks) + 1
-            pixels = inp.read_image(0, 0, lo, hi, oiio.FLOAT)
+            stored = keep_uint8 and spec.format.basetype == oiio.UINT8 and not spec.channelformats
+            pixel_type = oiio.UINT8 if stored else oiio.FLOAT
+            pixels = inp.read_image(0, 0, lo, hi, pixel_type)
             if pixels is None:
                 raise InputError(
                     f"plate frame {frame} is unreadable (truncated or corrupt?): {file}: "
@@ -91,7 +109,7 @@ class ImageSequencePlate(Plate):
             self._headers = (frame, carried_attributes(spec))
         finally:
             inp.close()
-        pixels = np.asarray(pixels, dtype=np.float32).reshape(
+        pixels = np.asarray(pixels, dtype=np.uint8 if stored else np.float32).reshape(
             spec.height, spec.width, hi - lo
         )  # (h, w, channels read) data window
         rgb = pixels[:, :, [p - lo for p in picks]]  # (h, w, 3)
