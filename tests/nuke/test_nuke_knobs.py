@@ -34,6 +34,7 @@ def test_frame_notation_becomes_hashes(plugin: ModuleType) -> None:
     ("default (sRGB)", "srgb_tx"), ("default (linear)", "lin_rec709"), ("default", ""),
     ("linear", "lin_rec709"), ("sRGB", "srgb_tx"), ("rec709", "g22_rec709"),
     ("ACES - ACEScg", "ACES - ACEScg"), ("scene_linear", "scene_linear"),
+    ("default (Cineon)", "Cineon"), ("Cineon", "Cineon"),
 ])
 def test_colorspace_mapping(plugin: ModuleType, nuke_name: str, cli_name: str) -> None:
     assert plugin.knobs.cli_colorspace(nuke_name) == cli_name

@@ -28,6 +28,7 @@ COLORSPACES = {
     "AlexaV3LogC": "arri_logc3_ei800",
     "SLog3": "slog3_sgamut3",
     "Log3G10": "log3g10_redwidegamutrgb",
+    "Cineon": "Cineon",  # Nuke's DPX default; the core's built-in Kodak curve (same formula)
     "raw": "Raw",
     "Output - sRGB": "srgb_display",
     "Output - Rec.709": "rec1886_rec709_display",
