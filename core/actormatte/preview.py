@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ import numpy as np
 
 from actormatte.errors import DependencyError, InputError
 from actormatte.export import read_matte_exr
-from actormatte.qc import QC_VERSION, QCConfig, QCReport
+from actormatte.qc import QC_VERSION, QCConfig, QCReport, measure
+from actormatte.qc_records import RECORDS_DIR, QCRecords, assemble
 
 #: Overlay colours (RGB), one per actor in actor order, cycling after ten.
 PALETTE = ((255, 70, 70), (60, 150, 255), (70, 220, 90), (255, 200, 40), (200, 90, 255),
@@ -236,27 +237,37 @@ class PreviewOptions:
 
 @dataclass(frozen=True)
 class PreviewResult:
-    """What :func:`make_preview` wrote: folder, files, and the QC report."""
+    """What :func:`make_preview` wrote: folder, files, the QC report, frames read for QC.
+
+    Attributes:
+        folder: The preview folder.
+        files: What was written (``qc``, and ``movie``/``frames``/``contact_sheet``).
+        qc: The QC report.
+        measured: Frames whose mattes were read for QC (the others came from their records).
+    """
 
     folder: Path
     files: dict[str, str]
     qc: QCReport
+    measured: int = 0
 
 
 FrameReader = Callable[[int], np.ndarray]
 
 
-def _alphas(sequence: MatteSequence, frame: int, size: tuple[int, int] | None) -> np.ndarray:
+def _alphas(sequence: MatteSequence, frame: int) -> np.ndarray:
     mattes, _ = read_matte_exr(sequence.path(frame))
     planes = [mattes[layer] for layer in sequence.layers]
-    if size is not None:
-        planes = [p if p.shape[::-1] == size else cv2.resize(p, size) for p in planes]
     return np.clip(np.stack(planes), 0.0, 1.0)  # N x (H, W) -> (N, H, W)
+
+
+def _id_map_path(work: Path | None, frame: int) -> Path | None:
+    return None if work is None else work / "masks" / f"{frame:04d}.png"
 
 
 def _propagated(work: Path | None, frame: int, ids: list[int],
                 shape: tuple[int, ...]) -> np.ndarray | None:
-    path = None if work is None else work / "masks" / f"{frame:04d}.png"
+    path = _id_map_path(work, frame)
     if path is None or not path.is_file():
         return None
     labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -265,21 +276,41 @@ def _propagated(work: Path | None, frame: int, ids: list[int],
     return np.stack([labels == actor for actor in ids])  # N x (H, W) -> (N, H, W)
 
 
-def iterate_frames(sequence: MatteSequence, frames: list[int], read_plate: FrameReader | None,
-                   work: Path | None) -> Iterator[tuple[int, np.ndarray | None, np.ndarray,
-                                                      np.ndarray | None]]:
-    """Yield ``(frame, plate RGB or None, alphas, propagated masks or None)`` in order."""
-    for frame in frames:
-        rgb = read_plate(frame) if read_plate is not None else None
-        size = None if rgb is None else (rgb.shape[1], rgb.shape[0])
-        alphas = _alphas(sequence, frame, size)
-        yield frame, rgb, alphas, _propagated(work, frame, sequence.ids, alphas.shape)
+def _qc_inputs(sequence: MatteSequence, frame: int,
+               work: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mattes of ``frame`` and the propagated masks of the same actors (or None)."""
+    alphas = _alphas(sequence, frame)
+    return alphas, _propagated(work, frame, sequence.ids, alphas.shape)
+
+
+def qc_records(sequence: MatteSequence, dest: Path) -> QCRecords:
+    """The per-frame QC records of ``sequence`` kept in its preview folder ``dest``."""
+    return QCRecords(dest / RECORDS_DIR, sequence.names)
+
+
+def shot_qc(sequence: MatteSequence, frames: list[int], dest: Path, work: Path | None,
+            config: QCConfig, progress: Callable[[int, int, int], None] | None = None
+            ) -> tuple[QCReport, int]:
+    """QC of ``frames`` from the per-frame records, reading only frames whose record is stale.
+
+    Returns:
+        The report and how many frames were read.
+    """
+    def paths(frame: int) -> tuple[Path, Path | None]:
+        return sequence.path(frame), _id_map_path(work, frame)
+
+    return assemble(frames, qc_records(sequence, dest), paths,
+                    lambda frame: _qc_inputs(sequence, frame, work), config, progress)
 
 
 def make_preview(sequence: MatteSequence, frames: list[int], dest: Path,
                  read_plate: FrameReader | None, work: Path | None, options: PreviewOptions,
                  progress: Callable[[int, int, int], None] | None = None) -> PreviewResult:
     """Write the preview files (or only ``qc.json``) of ``frames`` into ``dest``.
+
+    Without pictures the QC comes from the per-frame records (:mod:`actormatte.qc_records`),
+    so only frames that changed since they were measured are read; with pictures every frame is
+    read and its record refreshed.
 
     Args:
         sequence: The mattes.
@@ -291,23 +322,36 @@ def make_preview(sequence: MatteSequence, frames: list[int], dest: Path,
         progress: ``progress(done, total, frame)`` after each frame.
     """
     dest.mkdir(parents=True, exist_ok=True)
+    if not options.pictures or read_plate is None:
+        report, measured = shot_qc(sequence, frames, dest, work, options.qc, progress)
+        return PreviewResult(dest, {"qc": str(report.write(dest / "qc.json"))}, report,
+                             measured)
     report = QCReport(list(sequence.names), options.qc)
+    records = qc_records(sequence, dest)
     picks = set(contact_frames(frames, options.contact))
     tiles: list[tuple[int, np.ndarray]] = []
     movie: Movie | None = None
     files: dict[str, str] = {}
-    for done, (frame, rgb, alphas, propagated) in enumerate(
-            iterate_frames(sequence, frames, read_plate if options.pictures else None, work), 1):
-        report.add(frame, alphas, propagated)
-        if rgb is not None:
-            picture = overlay(rgb, alphas)
-            write_png(dest / f"{sequence.name}_preview.{frame:0{sequence.padding}d}.png", picture)
-            if movie is None:
-                movie = Movie(dest / f"{sequence.name}_preview.mp4",
-                              (picture.shape[1], picture.shape[0]), options.fps)
-            movie.add(picture)
-            if frame in picks:
-                tiles.append((frame, picture))
+    previous: np.ndarray | None = None
+    for done, frame in enumerate(frames, 1):
+        alphas, propagated = _qc_inputs(sequence, frame, work)
+        key = records.key(frame, lambda f: (sequence.path(f), _id_map_path(work, f)),
+                          frames[done - 2] if done > 1 else None)
+        figures = measure(alphas, propagated, previous)
+        records.put(frame, key, figures)
+        report.add_figures(frame, figures)
+        previous = alphas
+        rgb = read_plate(frame)
+        size = (rgb.shape[1], rgb.shape[0])  # (W, H)
+        shown = np.stack([p if p.shape[::-1] == size else cv2.resize(p, size) for p in alphas])
+        picture = overlay(rgb, shown)
+        write_png(dest / f"{sequence.name}_preview.{frame:0{sequence.padding}d}.png", picture)
+        if movie is None:
+            movie = Movie(dest / f"{sequence.name}_preview.mp4",
+                          (picture.shape[1], picture.shape[0]), options.fps)
+        movie.add(picture)
+        if frame in picks:
+            tiles.append((frame, picture))
         if progress is not None:
             progress(done, len(frames), frame)
     if movie is not None:
@@ -317,7 +361,7 @@ def make_preview(sequence: MatteSequence, frames: list[int], dest: Path,
         write_png(contact, contact_sheet(tiles, list(sequence.names)))
         files["contact_sheet"] = str(contact)
     files["qc"] = str(report.write(dest / "qc.json"))
-    return PreviewResult(dest, files, report)
+    return PreviewResult(dest, files, report, len(frames))
 
 
 def cached_qc_fields(qc_path: Path, frames: list[int], inputs: list[Path],
@@ -340,7 +384,8 @@ def cached_qc_fields(qc_path: Path, frames: list[int], inputs: list[Path],
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return {"preview": None, "qc": str(qc_path), "qc_flags": flags[:limit],
-            "qc_flags_total": len(flags), "flagged_frames": list(data.get("flagged_frames", []))}
+            "qc_flags_total": len(flags), "flagged_frames": list(data.get("flagged_frames", [])),
+            "qc_frames_measured": 0}
 
 
 def done_fields(result: PreviewResult, limit: int = 100) -> dict[str, Any]:
@@ -348,4 +393,5 @@ def done_fields(result: PreviewResult, limit: int = 100) -> dict[str, Any]:
     flags = result.qc.flags
     return {"preview": {k: v for k, v in result.files.items() if k != "qc"} or None,
             "qc": result.files["qc"], "qc_flags": [f.to_json() for f in flags[:limit]],
-            "qc_flags_total": len(flags), "flagged_frames": result.qc.flagged_frames()}
+            "qc_flags_total": len(flags), "flagged_frames": result.qc.flagged_frames(),
+            "qc_frames_measured": result.measured}

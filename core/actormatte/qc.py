@@ -74,9 +74,72 @@ class Flag:
                 "message": self.message}
 
 
+@dataclass(frozen=True)
+class FrameFigures:
+    """The measured figures of one frame, per actor in actor order (what :func:`measure` gives).
+
+    Attributes:
+        pixels: Pixels in the frame.
+        sums: Sum of each actor's alpha.
+        change: Temporal change against the previous frame (``None``: no previous frame).
+        confidence: Propagation confidence (``None``: no ID map).
+    """
+
+    pixels: float
+    sums: tuple[float, ...]
+    change: tuple[float | None, ...]
+    confidence: tuple[float | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as a JSON object (the per-frame QC records)."""
+        return {"pixels": self.pixels, "sums": list(self.sums), "change": list(self.change),
+                "confidence": list(self.confidence)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FrameFigures:
+        """Parse :meth:`to_json` (raises KeyError/TypeError/ValueError when malformed)."""
+        figures = cls(float(data["pixels"]), tuple(float(v) for v in data["sums"]),
+                      tuple(None if v is None else float(v) for v in data["change"]),
+                      tuple(None if v is None else float(v) for v in data["confidence"]))
+        if not len(figures.sums) == len(figures.change) == len(figures.confidence):
+            raise ValueError("per-actor lists of different lengths")
+        return figures
+
+
+def measure(alphas: np.ndarray, propagated: np.ndarray | None,
+            previous: np.ndarray | None) -> FrameFigures:
+    """The figures of one frame.
+
+    Args:
+        alphas: The actors' mattes in [0, 1].
+        propagated: The propagated masks of the same actors, or None.
+        previous: The previous frame's mattes, or None (first frame).
+
+    Shape:
+        alphas: (N, H, W) float; propagated: (N, H, W) bool; previous: (N, H, W) float.
+    """
+    count = alphas.shape[0]
+    sums = alphas.reshape(count, -1).sum(axis=1, dtype=np.float64)  # (N, H, W) -> (N,)
+    before = None
+    if previous is not None and previous.shape == alphas.shape:
+        before = previous.reshape(count, -1).sum(axis=1, dtype=np.float64)  # (N,)
+    change: list[float | None] = []
+    for index in range(count):
+        if previous is None or before is None:
+            change.append(None)
+            continue
+        scale = max(float(sums[index]), float(before[index]))
+        change.append(0.0 if scale <= 0.0 else
+                      float(np.abs(alphas[index] - previous[index]).sum(dtype=np.float64))
+                      / scale)
+    return FrameFigures(float(alphas.shape[1] * alphas.shape[2]),
+                        tuple(float(v) for v in sums), tuple(change),
+                        tuple(_iou(propagated, alphas, i) for i in range(count)))
+
+
 @dataclass
 class QCReport:
-    """Figures and flags of a shot, filled frame by frame by :meth:`add`.
+    """Figures and flags of a shot, filled frame by frame by :meth:`add` or :meth:`add_figures`.
 
     Attributes:
         names: Actor names in actor order.
@@ -89,7 +152,8 @@ class QCReport:
     config: QCConfig = field(default_factory=QCConfig)
     frames: dict[int, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
-    _previous: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _previous: np.ndarray | None = field(default=None, repr=False)
+    _previous_sums: tuple[float, ...] | None = field(default=None, repr=False)
 
     def add(self, frame: int, alphas: np.ndarray, propagated: np.ndarray | None = None) -> None:
         """Take the next frame (frames must come in increasing order).
@@ -104,33 +168,28 @@ class QCReport:
         """
         if alphas.ndim != 3 or alphas.shape[0] != len(self.names):
             raise ShapeError(f"alphas must be (N={len(self.names)}, H, W), got {alphas.shape}")
-        sums = alphas.reshape(len(self.names), -1).sum(axis=1, dtype=np.float64)  # (N,)
-        pixels = float(alphas.shape[1] * alphas.shape[2])
-        figures: dict[str, dict[str, float | None]] = {}
-        for index, name in enumerate(self.names):
-            figures[name] = {"area": float(sums[index]) / pixels,
-                             "change": self._change(alphas, sums, index),
-                             "confidence": _iou(propagated, alphas, index)}
-            self._flag(frame, index, sums, figures[name]["confidence"])
-        self.frames[frame] = figures
-        self._previous = (alphas.astype(np.float32, copy=True), sums)
+        self.add_figures(frame, measure(alphas, propagated, self._previous))
+        self._previous = alphas.astype(np.float32, copy=True)
 
-    def _change(self, alphas: np.ndarray, sums: np.ndarray, index: int) -> float | None:
-        if self._previous is None:
-            return None
-        before, before_sums = self._previous
-        if before.shape != alphas.shape:
-            return None
-        scale = max(float(sums[index]), float(before_sums[index]))
-        if scale <= 0.0:
-            return 0.0
-        return float(np.abs(alphas[index] - before[index]).sum(dtype=np.float64)) / scale
+    def add_figures(self, frame: int, figures: FrameFigures) -> None:
+        """Take the next frame's figures, measured earlier (frames in increasing order)."""
+        if len(figures.sums) != len(self.names):
+            raise ShapeError(f"figures of {len(figures.sums)} actors, expected "
+                             f"{len(self.names)}")
+        self.frames[frame] = {
+            name: {"area": figures.sums[index] / figures.pixels,
+                   "change": figures.change[index], "confidence": figures.confidence[index]}
+            for index, name in enumerate(self.names)}
+        for index in range(len(self.names)):
+            self._flag(frame, index, figures.sums, figures.confidence[index])
+        self._previous_sums = figures.sums
 
-    def _flag(self, frame: int, index: int, sums: np.ndarray, confidence: float | None) -> None:
+    def _flag(self, frame: int, index: int, sums: tuple[float, ...],
+              confidence: float | None) -> None:
         name, config, area = self.names[index], self.config, float(sums[index])
         present = area >= config.absent_pixels
-        if self._previous is not None:
-            before = float(self._previous[1][index])
+        if self._previous_sums is not None:
+            before = float(self._previous_sums[index])
             if before >= config.absent_pixels and not present:
                 self.flags.append(Flag(frame, name, "lost", f"{name} lost at {frame}"))
             elif min(before, area) >= config.jump_min_pixels:

@@ -94,8 +94,16 @@ def test_openjd_template(farm_case: dict[str, Any], capsys: pytest.CaptureFixtur
     assert template["specificationVersion"] == "jobtemplate-2023-09"
     assert "TASK_CHUNKING" in template["extensions"]
     steps = {step["name"]: step for step in template["steps"]}
-    assert list(steps) == ["propagate", "matte", "verify"]
+    assert list(steps) == ["propagate", "matte", "verify", "qc"]
     assert "parameterSpace" not in steps["propagate"]  # one task
+    assert "parameterSpace" not in steps["qc"]  # one task, after everything else
+    assert steps["qc"]["dependencies"] == [{"dependsOn": "verify"}]
+    qc = steps["qc"]["script"]["actions"]["onRun"]["args"]
+    assert qc[0] == "preview" and "--qc-only" in qc and "--plate" not in qc
+    assert flag_value(qc, "--frames") == "{{Param.Frames}}"
+    assert flag_value(qc, "--out") == "{{Param.OutDir}}"
+    assert flag_value(qc, "--work") == "{{Param.WorkDir}}"
+    assert flag_value(qc, "--name") == "plate_mattes"
     assert steps["matte"]["dependencies"] == [{"dependsOn": "propagate"}]
     assert steps["verify"]["dependencies"] == [{"dependsOn": "matte"}]
     (task_param,) = steps["matte"]["parameterSpace"]["taskParameterDefinitions"]
@@ -133,7 +141,7 @@ def test_openjd_template(farm_case: dict[str, Any], capsys: pytest.CaptureFixtur
     resolved = json.loads(summary.stdout)
     assert {p["name"]: p["value"] for p in resolved["parameter_definitions"]}["OutDir"] \
         == str(farm_case["out"])
-    assert [s["name"] for s in resolved["steps"]] == ["propagate", "matte", "verify"]
+    assert [s["name"] for s in resolved["steps"]] == ["propagate", "matte", "verify", "qc"]
     assert resolved["steps"][0]["total_tasks"] == 1
 
 
@@ -148,11 +156,12 @@ def test_opencue_xml(farm_case: dict[str, Any], capsys: pytest.CaptureFixture[st
     assert job is not None and job.get("name") == "actormatte_plate_mattes"
     assert job.findtext("priority") == "70"
     layers = {layer.get("name"): layer for layer in job.iter("layer")}
-    assert list(layers) == ["propagate", "matte"]
+    assert list(layers) == ["propagate", "matte", "qc"]
     for layer in layers.values():
         assert layer.findtext("range") == "1001-1010"
     assert layers["propagate"].findtext("chunk") == "10"  # the whole range: one task
     assert layers["matte"].findtext("chunk") == "4"
+    assert layers["qc"].findtext("chunk") == "10"
 
     propagate = shlex.split(layers["propagate"].findtext("cmd") or "")
     assert propagate[:3] == [str(farm_case["exe"]), "propagate", farm_case["shot"].pattern]
@@ -169,9 +178,11 @@ def test_opencue_xml(farm_case: dict[str, Any], capsys: pytest.CaptureFixture[st
 
     depends = root.find("depends")
     assert depends is not None
-    (depend,) = list(depends)
-    assert depend.get("type") == "LAYER_ON_LAYER"
-    assert depend.findtext("deplayer") == "matte" and depend.findtext("onlayer") == "propagate"
+    assert all(depend.get("type") == "LAYER_ON_LAYER" for depend in depends)
+    assert [(d.findtext("deplayer"), d.findtext("onlayer")) for d in depends] == [
+        ("matte", "propagate"), ("qc", "matte")]
+    qc = shlex.split(layers["qc"].findtext("cmd") or "")
+    assert qc[1] == "preview" and "--qc-only" in qc
 
 
 def test_deadline_files(farm_case: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,11 +217,17 @@ def test_deadline_files(farm_case: dict[str, Any], capsys: pytest.CaptureFixture
     assert flag_value(margs, "--out") == str(farm_case["out"])
     assert "--overwrite" in margs
 
+    qc_job = read_info(folder / "qc.job.info")
+    assert qc_job["ChunkSize"] == "10" and qc_job["MachineLimit"] == "1"
+    qargs = shlex.split(read_info(folder / "qc.plugin.info")["Arguments"])
+    assert qargs[0] == "preview" and "--qc-only" in qargs and "--overwrite" not in qargs
+
     lines = (folder / "submit.args").read_text().splitlines()
     assert lines == ["-SubmitMultipleJobs", "-Dependent",
                      "-Job", str(folder / "propagate.job.info"),
                      str(folder / "propagate.plugin.info"),
-                     "-Job", str(folder / "matte.job.info"), str(folder / "matte.plugin.info")]
+                     "-Job", str(folder / "matte.job.info"), str(folder / "matte.plugin.info"),
+                     "-Job", str(folder / "qc.job.info"), str(folder / "qc.plugin.info")]
 
 
 def test_deadline_submit_script_chains_job_ids(farm_case: dict[str, Any],
@@ -230,11 +247,12 @@ def test_deadline_submit_script_chains_job_ids(farm_case: dict[str, Any],
     assert done.returncode == 0, done.stderr
     calls = [line.split("|") for line in log.read_text().splitlines()]
     assert [Path(plugin).name for _, plugin in calls] == [
-        "propagate.plugin.info", "matte.plugin.info", "verify.plugin.info"]
+        "propagate.plugin.info", "matte.plugin.info", "verify.plugin.info", "qc.plugin.info"]
     assert "JobDependencies" not in read_info(Path(calls[0][0]))
     assert read_info(Path(calls[1][0]))["JobDependencies"] == "job1"
     assert read_info(Path(calls[2][0]))["JobDependencies"] == "job2"
     assert read_info(Path(calls[2][0]))["MachineLimit"] == "1"
+    assert read_info(Path(calls[3][0]))["JobDependencies"] == "job3"
 
 
 def test_engine_all_writes_every_engine(farm_case: dict[str, Any],

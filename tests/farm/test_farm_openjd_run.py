@@ -3,8 +3,9 @@
 One small synthetic shot (96x64, 10 frames, 2 actors, ``--size 64``, generated weights), paths
 with spaces. The farm run is what a farm does on a bad day: the ``propagate`` task is SIGKILLed
 midway (after its fifth frame), then the whole job runs: propagate is retried and resumes from its
-checkpoint, ``matte`` runs in 3 chunks, ``verify`` finds every frame complete. The masks and the
-EXRs (channel sets and pixel data) must equal the single run bit for bit.
+checkpoint, ``matte`` runs in 3 chunks, ``verify`` finds every frame complete, ``qc`` writes the
+shot's qc.json. The masks, the EXRs (channel sets and pixel data) and qc.json must equal the
+single run bit for bit.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def farm_run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict
     killed_at, killed_log = kill_propagate_midway(template, params)
     job_after_kill = json.loads((work / "job.json").read_text())
     masks_after_kill = len(list((work / "masks").glob("*.png")))
-    full = subprocess.run([OPENJD, "run", str(template), "--step", "verify", "--run-dependencies",
+    full = subprocess.run([OPENJD, "run", str(template), "--step", "qc", "--run-dependencies",
                            "-p", f"file://{params}"], capture_output=True, text=True,
                           timeout=TIMEOUT_S)
     assert full.returncode == 0, full.stdout[-4000:] + full.stderr[-2000:]
@@ -164,3 +165,27 @@ def test_killed_propagate_resumes(farm_run: dict[str, Any]) -> None:
         got = cv2.imread(str(farm_run["work"] / "masks" / path.name), cv2.IMREAD_UNCHANGED)
         assert got is not None and np.array_equal(expected, got), path.name
     assert_same_exrs(farm_run["single"], farm_run["out"])
+
+
+def test_chunks_record_qc_and_the_last_step_writes_the_shots_qc(farm_run: dict[str, Any]
+                                                                ) -> None:
+    mattes = done_events(farm_run["log"], "matte")
+    chunks = [e for e in mattes if (e["first"], e["last"]) != (1001, 1010)]
+    # A chunk writes no qc.json (it cannot see the whole shot), only its frames' records.
+    assert all(e["qc"] is None and e["qc_frames_recorded"] == e["last"] - e["first"] + 1
+               for e in chunks), chunks
+    records = farm_run["out"] / "preview" / "plate_mattes" / "qc_frames"
+    assert sorted(p.name for p in records.glob("*.json")) == [f"{f}.json"
+                                                               for f in range(1001, 1011)]
+    # verify mattes the whole range, so it writes qc.json: only the first frame of the 2nd and
+    # 3rd chunks are measured again (their temporal change reads the previous chunk's frame).
+    (verify,) = [e for e in mattes if (e["first"], e["last"]) == (1001, 1010)]
+    assert verify["qc_frames_measured"] == 2
+    (qc_done,) = done_events(farm_run["log"], "preview")
+    assert qc_done["preview"] is None and qc_done["qc_frames_measured"] == 0
+    farm_qc = json.loads(Path(qc_done["qc"]).read_text())
+    single_qc = json.loads((farm_run["single"] / "preview" / "plate_mattes" / "qc.json")
+                           .read_text())
+    assert farm_qc == single_qc
+    assert len(farm_qc["frames"]) == 10
+    assert farm_qc["frames"]["1005"]["actor_01"]["change"] is not None  # across a boundary

@@ -47,7 +47,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--chunk", type=int, default=10, metavar="N",
                         help="frames per matte task (default 10)")
     parser.add_argument("--verify", action="store_true",
-                        help="add a last task that checks every frame and redoes missing ones")
+                        help="add a task that checks every frame and redoes missing ones")
+    parser.add_argument("--preview", action="store_true",
+                        help="the last task (qc.json of the shot) also writes the preview "
+                             "pictures: overlay PNGs, an H.264 MP4, a contact sheet")
     parser.add_argument("--actormatte", metavar="PATH", default=None,
                         help="the actormatte program as the farm nodes see it (default: the one "
                              "of this venv)")
@@ -83,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
                   files=files, first=job.first, last=job.last, chunks=len(chunks),
                   name=job.name)
     sys.stderr.write(f"actormatte farm: {job.name} frames {job.first}-{job.last}: 1 propagate "
-                     f"task, {len(chunks)} matte task(s) of up to {job.chunk} frames\n")
+                     f"task, {len(chunks)} matte task(s) of up to {job.chunk} frames, 1 qc task\n")
     for paths in files.values():
         for path in paths:
             sys.stderr.write(f"  wrote {path}\n")
@@ -115,7 +118,7 @@ def farm_job(args: argparse.Namespace) -> FarmJob:
         last=shot.last, chunk=args.chunk, padding=shot.padding(), masks=tuple(masks),
         propagate_options=tuple(_propagate_options(args)),
         matte_options=tuple(_matte_options(args, name)), overwrite=args.overwrite,
-        verify=args.verify, priority=args.priority)
+        verify=args.verify, priority=args.priority, preview=args.preview)
 
 
 def _absolute(path: str) -> str:

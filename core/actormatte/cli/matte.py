@@ -7,6 +7,7 @@ from typing import Any
 
 from actormatte import pipeline
 from actormatte.cli import options as opts
+from actormatte.cli import preview_cmd
 from actormatte.errors import EXIT_OK
 
 
@@ -35,5 +36,5 @@ def handle(args: argparse.Namespace) -> int:
     with opts.WarningEvents(reporter):
         result = pipeline.matte(options, progress=reporter.progress, cancel=args.cancel,
                                 events=opts.event_sink(reporter))
-    opts.emit_written(reporter, "matte", result)
+    opts.emit_written(reporter, "matte", result, **preview_cmd.after_matte(args, result))
     return EXIT_OK

@@ -25,6 +25,7 @@ from actormatte.preview import (
     done_fields,
     find_sequence,
     make_preview,
+    shot_qc,
 )
 from actormatte.progress import ProgressEvent
 from actormatte.shot import open_shot
@@ -53,6 +54,9 @@ def add_parser(subparsers: Any) -> None:
                         help="plate colour space (default: the one recorded in the mattes)")
     parser.add_argument("--start-frame", type=int, default=None, metavar="N",
                         help="frame number of a movie's first frame (default: from job.json)")
+    parser.add_argument("--qc-only", action="store_true",
+                        help="write only qc.json, reading only mattes changed since they were "
+                             "last measured (the farm job's last task)")
     add_preview_options(parser)
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false",
                         help=argparse.SUPPRESS)
@@ -119,8 +123,8 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError(f"--frames {first}-{last}: no mattes of {sequence.name} there "
                          f"(they cover {sequence.frames[0]}-{sequence.frames[-1]})")
     result = preview(sequence, frames, _work(out, sequence.name, args.work),
-                     _options(args, True), args.reporter, args.plate, args.input_colorspace,
-                     args.start_frame)
+                     _options(args, not args.qc_only), args.reporter, args.plate,
+                     args.input_colorspace, args.start_frame)
     args.reporter.emit("done", command="preview", out=str(out), name=sequence.name,
                        first=frames[0], last=frames[-1], **done_fields(result))
     return EXIT_OK
@@ -128,20 +132,47 @@ def handle(args: argparse.Namespace) -> int:
 
 def after_run(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     """``run``'s QC (always) and pictures (``--preview``); the ``done`` event's extra fields."""
-    out = Path(result.out)
-    name = re.sub(r"\.#+\.exr$", "", Path(result.pattern).name)
-    sequence = find_sequence(out, name)
-    frames = [f for f in sequence.frames if result.first <= f <= result.last]
+    sequence, frames = _result_frames(result)
     options = _options(args, bool(getattr(args, "preview", False)))
+    return _shot_qc(args, sequence, frames, Path(result.work), options)
+
+
+def after_matte(args: argparse.Namespace, result: Any) -> dict[str, Any]:
+    """``matte``'s QC: the ``done`` event's extra fields.
+
+    Matting the whole propagated range writes ``qc.json`` as ``run`` does. A chunk
+    (``--frames`` inside the range, e.g. a farm task) records its frames' figures only
+    (:mod:`actormatte.qc_records`): ``qc.json`` needs the whole shot, so the farm job's last
+    task (``preview --qc-only``) assembles it, reading only frames whose record is stale.
+    """
+    sequence, frames = _result_frames(result)
     work = Path(result.work)
+    job = WorkFolder(work).read_job()
+    if (result.first, result.last) == (job.first, job.last):
+        return _shot_qc(args, sequence, frames, work, PreviewOptions(pictures=False))
+    _, measured = shot_qc(sequence, frames, sequence.folder / PREVIEW_FOLDER / sequence.name,
+                          work, PreviewOptions().qc)
+    return {"qc": None, "qc_frames_recorded": len(frames), "qc_frames_measured": measured}
+
+
+def _result_frames(result: Any) -> tuple[MatteSequence, list[int]]:
+    """The matte sequence a ``run``/``matte`` result wrote, and its frames in the result's range."""
+    name = re.sub(r"\.#+\.exr$", "", Path(result.pattern).name)
+    sequence = find_sequence(Path(result.out), name)
+    return sequence, [f for f in sequence.frames if result.first <= f <= result.last]
+
+
+def _shot_qc(args: argparse.Namespace, sequence: MatteSequence, frames: list[int], work: Path,
+             options: PreviewOptions) -> dict[str, Any]:
+    """``qc.json`` (and the pictures when asked) of ``frames``; the ``done`` event's fields."""
     if not options.pictures:  # nothing changed since the last QC: reuse it
         inputs = [sequence.path(f) for f in frames] + [work / "masks" / f"{f:04d}.png"
                                                        for f in frames]
-        qc_path = out / PREVIEW_FOLDER / sequence.name / "qc.json"
+        qc_path = sequence.folder / PREVIEW_FOLDER / sequence.name / "qc.json"
         cached = cached_qc_fields(qc_path, frames, inputs)
         if cached is not None:
             return cached
     outcome = preview(sequence, frames, work, options, args.reporter,
-                      args.plate, getattr(args, "input_colorspace", None),
+                      getattr(args, "plate", None), getattr(args, "input_colorspace", None),
                       getattr(args, "start_frame", None))
     return done_fields(outcome)

@@ -2,7 +2,7 @@
 
 Called by :mod:`actormatte.cli.farm_cmd`. A shot becomes one ``propagate`` task (sequential XMem,
 resumable), ``matte`` tasks over contiguous chunks of frames that depend on it, and an optional
-``verify`` task (docs/FARM.md). Writers:
+``verify`` task, then one ``qc`` task writing the shot's ``qc.json`` (docs/FARM.md). Writers:
 
 - :mod:`actormatte.farm.openjd`: Open Job Description template + parameter files (``openjd run``,
   AWS Deadline Cloud ``deadline bundle submit``);
@@ -19,7 +19,7 @@ from pathlib import Path
 from actormatte.errors import DependencyError
 from actormatte.farm import deadline, opencue, openjd
 from actormatte.farm.chunks import format_range, split_range
-from actormatte.farm.spec import FarmJob, MaskArg, Slots, matte_argv, propagate_argv
+from actormatte.farm.spec import FarmJob, MaskArg, Slots, matte_argv, propagate_argv, qc_argv
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ __all__ = [
     "format_range",
     "matte_argv",
     "propagate_argv",
+    "qc_argv",
     "split_range",
     "write_jobs",
 ]

@@ -7,6 +7,8 @@ Called by :func:`actormatte.farm.write_jobs`; writes into ``<job-dir>/deadline/`
 - ``matte.job.info`` / ``matte.plugin.info``: ``Frames=<whole range>``, ``ChunkSize=--chunk``;
   the CommandLine plugin replaces ``<STARTFRAME>``/``<ENDFRAME>`` in ``Arguments=`` per task;
 - ``verify.*`` with ``--verify``;
+- ``qc.*``: one task (``preview --qc-only``, or the whole preview with ``--preview``) after the
+  rest: the shot's ``qc.json``;
 - ``submit.args``: a ``deadlinecommand`` arguments file (one argument per line) running
   ``-SubmitMultipleJobs -Dependent -Job ... -Job ...``, which makes each job depend on the one
   before it (Deadline knows a job's ID only after submission, so ``JobDependencies=`` cannot be
@@ -26,7 +28,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from actormatte.farm.spec import FarmJob, matte_argv, propagate_argv
+from actormatte.farm.spec import FarmJob, matte_argv, propagate_argv, qc_argv
 
 SPEC_DIR = "deadline"
 ARGS_FILE = "submit.args"
@@ -53,6 +55,7 @@ def jobs(job: FarmJob, pool: str | None = None,
     }
     if job.verify:
         steps["verify"] = (matte_argv(job, slots, frames, verify=True), job.num_frames, True)
+    steps["qc"] = (qc_argv(job, slots), job.num_frames, True)
     result = {}
     for step, (argv, chunk, one_machine) in steps.items():
         job_info = [("Plugin", "CommandLine"), ("Name", f"{job.name} {step}"),

@@ -3,10 +3,11 @@
 Called by :func:`actormatte.farm.write_jobs`; writes ``<job-dir>/opencue/job.xml``, which
 ``cueadmin``/pycue submit as is (``opencue.api.launchSpecAndWait(open(path).read())``).
 
-The outline has two shell layers (three with ``verify``): ``propagate`` with ``chunk`` = the whole
+The outline has three shell layers (four with ``verify``): ``propagate`` with ``chunk`` = the whole
 range, so the Cuebot makes one task of it; ``matte`` with ``chunk`` = ``--chunk``, whose command
 reads the chunk's bounds from the ``#FRAME_START#``/``#FRAME_END#`` tokens; ``matte`` depends on
-all of ``propagate`` (``depend_all``: LAYER_ON_LAYER). The spec is serialised without pycuerun
+all of ``propagate`` (``depend_all``: LAYER_ON_LAYER), and each layer on the one before; the last,
+``qc``, is one task writing the shot's ``qc.json``. The spec is serialised without pycuerun
 wrappers (``serialize(use_pycuerun=False)``), so the nodes need only ``actormatte``, not pyoutline.
 Nothing here contacts a Cuebot: pyoutline's ``setup()`` writes its session files into a temporary
 folder that is removed afterwards.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from actormatte.errors import DependencyError
-from actormatte.farm.spec import FarmJob, matte_argv, propagate_argv
+from actormatte.farm.spec import FarmJob, matte_argv, propagate_argv, qc_argv
 
 SPEC_DIR = "opencue"
 SPEC_FILE = "job.xml"
@@ -90,6 +91,8 @@ def spec_xml(job: FarmJob, show: str, shot: str | None = None, user: str | None 
         layers.append(shell("verify", command=shlex.join(matte_argv(job, slots, frames,
                                                                     verify=True)),
                             range=frames, chunk=job.num_frames))
+    layers.append(shell("qc", command=shlex.join(qc_argv(job, slots)), range=frames,
+                        chunk=job.num_frames))
     for layer in layers:
         ol.add_layer(layer)
     for before, after in zip(layers, layers[1:], strict=False):

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from actormatte.farm.spec import FarmJob, Slots, matte_argv, propagate_argv
+from actormatte.farm.spec import FarmJob, Slots, matte_argv, propagate_argv, qc_argv
 
 SPECIFICATION = "jobtemplate-2023-09"
 BUNDLE_DIR = "openjd"
@@ -58,6 +58,11 @@ def template(job: FarmJob) -> dict[str, Any]:
             "description": "every frame present and valid; redoes any that is not",
             "dependencies": [{"dependsOn": "matte"}],
             "script": _script(matte_argv(job, slots, "{{Param.Frames}}", verify=True))})
+    steps.append({
+        "name": "qc",
+        "description": "qc.json of the whole shot" + (" and the preview" if job.preview else ""),
+        "dependencies": [{"dependsOn": steps[-1]["name"]}],
+        "script": _script(qc_argv(job, slots))})
     return {
         "specificationVersion": SPECIFICATION,
         "extensions": ["TASK_CHUNKING"],

@@ -10,7 +10,11 @@ Every job has the same shape (CONVENTIONS.md, "Farm"):
    step 1; the matte stage reads the window context around a chunk itself, so chunk outputs equal
    a one-machine run;
 3. ``verify`` (optional): ``actormatte matte`` over the whole range, which skips every complete
-   frame and redoes any frame that is missing or damaged.
+   frame and redoes any frame that is missing or damaged;
+4. ``qc``: one task after every matte chunk (and ``verify``): ``actormatte preview --qc-only``
+   writes the shot's ``qc.json`` (the temporal change crosses chunk boundaries, so no chunk can),
+   from the per-frame records the chunks left, reading only frames whose record is stale
+   (:mod:`actormatte.qc_records`); with ``preview`` it also writes the overlay pictures.
 
 The writers differ only in how paths and frame numbers reach the command: OpenJD substitutes
 job parameters (``{{Param.Plate}}``), OpenCue and Deadline substitute frame tokens in a command
@@ -67,6 +71,7 @@ class FarmJob:
         overwrite: Matte tasks recompute frames that already exist (never the ``verify`` step).
         verify: Add the ``verify`` step.
         priority: Engine priority (0-100).
+        preview: The last step also writes the preview pictures (PNGs, movie, contact sheet).
     """
 
     name: str
@@ -85,6 +90,7 @@ class FarmJob:
     overwrite: bool = False
     verify: bool = False
     priority: int = 50
+    preview: bool = False
 
     @property
     def num_frames(self) -> int:
@@ -158,3 +164,13 @@ def matte_argv(job: FarmJob, slots: Slots, frames: str, *, verify: bool = False)
     return [slots.executable, "matte", "--work", slots.work, "--out", slots.out,
             "--frames", frames, "--models", slots.models, *job.matte_options, *overwrite,
             "--no-progress-bar"]
+
+
+def qc_argv(job: FarmJob, slots: Slots) -> list[str]:
+    """``actormatte preview --qc-only`` (or the whole preview) over the whole range: the last step.
+
+    The plate is passed (not read from the mattes' metadata) so path mapping applies to it too.
+    """
+    what = ["--plate", slots.plate] if job.preview else ["--qc-only"]
+    return [slots.executable, "preview", "--out", slots.out, "--name", job.name,
+            "--work", slots.work, "--frames", slots.frames, *what, "--no-progress-bar"]
