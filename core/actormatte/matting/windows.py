@@ -128,19 +128,19 @@ def fuse_window(refined: torch.Tensor, diff_forward: torch.Tensor,
     """
     frames = refined.shape[1]
     fused = refined.clone()
-    # official_temporal_rule on each triplet, its arithmetic unchanged (bit-identical), without
-    # the triplet copies and with the thresholds taken once for the window.
-    changed_f = (diff_forward > 0.5).to(refined.dtype)  # (B, T, 1, h, w)
-    changed_b = (diff_backward > 0.5).to(refined.dtype)  # (B, T, 1, h, w)
+    # official_temporal_rule on each triplet with selects for its blends: the rule multiplies
+    # by 0/1 masks (``a * (1 - m) + b * m``), which for finite alphas picks ``a`` or ``b``
+    # exactly (only the sign of a zero may differ, which the reverse's snap to 0 erases),
+    # and ``|a - b| > 0`` is ``a != b`` (gradual underflow). No triplet copies.
+    changed_f = diff_forward > 0.5  # (B, T, 1, h, w)
+    changed_b = diff_backward > 0.5  # (B, T, 1, h, w)
     for middle in range(1, frames - 1):
         prev, mid, nxt = fused[:, middle - 1], refined[:, middle], refined[:, middle + 1]
-        step_f, step_b = changed_f[:, middle], changed_b[:, middle]
-        fused_f = prev * (1 - step_f) + mid * step_f
-        fused_b = nxt * (1 - step_b) + mid * step_b
-        fused_f = torch.where((fused_f - fused_b).abs() > 0, mid, fused_f)
+        fused_f = torch.where(changed_f[:, middle], mid, prev)
+        fused_b = torch.where(changed_b[:, middle], mid, nxt)
+        fused_f = torch.where(fused_f != fused_b, mid, fused_f)
         if middle == frames - 2:
-            step_last = changed_f[:, middle + 1]
-            fused[:, middle + 1] = fused_f * (1 - step_last) + nxt * step_last
+            fused[:, middle + 1] = torch.where(changed_f[:, middle + 1], nxt, fused_f)
         fused[:, middle] = fused_f
     return fused
 
