@@ -14,6 +14,11 @@ the computed/reused counts, the ratios and the disk used by checkpoints and pass
 JSON line. Example (the figures in docs/PROPAGATION.md)::
 
     .venv/bin/python bench/bench_correction.py --frames 100 --size 64 --correct-at 80
+
+``--run --qc`` is what a host's Run costs: ``run`` plus the CLI's QC step (``qc.json``).
+Before/after comparisons run this same script against two trees in one session, e.g.
+``PYTHONPATH=/tmp/before/core .venv/bin/python bench/bench_correction.py ...`` (the
+``actormatte`` field of the JSON line says which tree was measured).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import actormatte  # noqa: E402
 from actormatte import pipeline  # noqa: E402
+from actormatte.cli import preview_cmd  # noqa: E402
 from actormatte.config import MaskConfig, MatteConfig, PropagateConfig  # noqa: E402
 from actormatte.jobs import WorkFolder  # noqa: E402
 from support.reference import maggie_weights, xmem_weights  # noqa: E402
@@ -49,16 +56,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=PropagateConfig.checkpoint_every)
     parser.add_argument("--checkpoint-keep", type=int, default=PropagateConfig.checkpoint_keep)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--matte", action="store_true", help="also matte (window5, size 64)")
+    parser.add_argument("--matte", action="store_true", help="also matte (window5)")
+    parser.add_argument("--matte-size", type=int, default=64, help="MaGGIe processing size")
+    parser.add_argument("--qc", action="store_true",
+                        help="with --run: also time the CLI's QC step after each run (qc.json)")
     parser.add_argument("--run", action="store_true",
                         help="time `run` (propagate + matte in one call) instead of the two")
     parser.add_argument("--no-verify", dest="verify", action="store_false")
+    parser.add_argument("--drop-filters", action="store_true",
+                        help="delete the work folder's Winograd filter file before the "
+                             "correction (what a correction costs without it)")
     return parser.parse_args()
+
+
+class _Silent:
+    """A reporter that drops the QC step's progress events."""
+
+    def progress(self, event: Any) -> None:
+        """Ignore ``event``."""
 
 
 def folder_bytes(folder: Path) -> int:
     """Bytes of the files under ``folder``."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def drop_filters(work: Path, args: argparse.Namespace) -> None:
+    """``--drop-filters``: remove the transformed Winograd filters saved in ``work``."""
+    if args.drop_filters:
+        for path in work.glob("xmem-filters-*.pt"):
+            path.unlink()
 
 
 def correction_map(work: Path, frame: int) -> np.ndarray:
@@ -76,6 +103,7 @@ class Bench:
         self.tmp = tmp
         self.models = str(build_models_dir(tmp / "models", maggie_weights, xmem_weights))
         self.shot = write_shot(tmp / "shot", args.frames, width=args.size, height=args.size)
+        self.qc_fields: dict[str, Any] = {}
         self.xmem = PropagateConfig(size=-1, checkpoint_every=args.checkpoint_every,
                                     checkpoint_keep=args.checkpoint_keep)
 
@@ -92,8 +120,12 @@ class Bench:
         wall, cpu = time.perf_counter(), time.process_time()
         result = pipeline.run(pipeline.RunOptions(
             plate=self.shot.pattern, out=str(self.tmp / "out"), masks=MaskConfig(masks=masks),
-            models=self.models, device="cpu", propagate=self.xmem, matte=MatteConfig(size=64),
-            work=str(self.tmp / "work")))
+            models=self.models, device="cpu", propagate=self.xmem,
+            matte=MatteConfig(size=self.args.matte_size), work=str(self.tmp / "work")))
+        if self.args.qc:
+            self.qc_fields = preview_cmd.after_run(argparse.Namespace(
+                preview=False, fps=24.0, contact_frames=8, plate=None, reporter=_Silent()),
+                result)
         return time.perf_counter() - wall, time.process_time() - cpu, result
 
     def matte(self, work: Path) -> tuple[float, float, Any]:
@@ -101,7 +133,7 @@ class Bench:
         wall, cpu = time.perf_counter(), time.process_time()
         result = pipeline.matte(pipeline.MatteOptions(
             work=str(work), out=str(self.tmp / "out"), models=self.models, device="cpu",
-            matte=MatteConfig(size=64)))
+            matte=MatteConfig(size=self.args.matte_size)))
         return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
@@ -110,12 +142,18 @@ def run_mode(bench: Bench, figures: dict[str, Any]) -> None:
     first = (f"{bench.shot.ids}@{bench.shot.first}",)
     figures["full_run_s"], figures["full_run_cpu_s"], _ = bench.run(first)
     frame = bench.shot.first + bench.args.correct_at - 1
+    drop_filters(bench.tmp / "work", bench.args)
     key = bench.tmp / "correction.png"
     cv2.imwrite(str(key), correction_map(bench.tmp / "work", frame))
     figures["correction_run_s"], figures["correction_run_cpu_s"], result = bench.run(
         (*first, f"{key}@{frame}"))
     for field in ("frames_written", "frames_skipped", "frames_propagated", "frames_resumed"):
         figures[f"correction_{field}"] = getattr(result, field)
+    if bench.args.qc:
+        figures["correction_qc_frames_measured"] = bench.qc_fields.get("qc_frames_measured")
+    figures["filters_bytes"] = sum(p.stat().st_size
+                                   for p in (bench.tmp / "work").glob("xmem-filters-*.pt"))
+    figures["checkpoint_bytes"] = folder_bytes(bench.tmp / "work" / "checkpoint")
     figures["ratio"] = round(figures["correction_run_s"] / figures["full_run_s"], 4)
     figures["ratio_cpu"] = round(figures["correction_run_cpu_s"] / figures["full_run_cpu_s"], 4)
 
@@ -127,8 +165,11 @@ def main() -> None:
     if args.run:
         with tempfile.TemporaryDirectory(prefix="bench_correction_") as name:
             figures: dict[str, Any] = {"mode": "run", "frames": args.frames, "size": args.size,
+                                       "matte_size": args.matte_size, "qc": args.qc,
                                        "correct_at": args.correct_at,
-                                       "checkpoint_every": args.checkpoint_every}
+                                       "checkpoint_every": args.checkpoint_every,
+                                       "checkpoint_keep": args.checkpoint_keep,
+                                       "actormatte": actormatte.__file__}
             run_mode(Bench(args, Path(name)), figures)
         print(json.dumps(figures))
         return
@@ -136,8 +177,9 @@ def main() -> None:
         bench = Bench(args, Path(name))
         work, first = bench.tmp / "work", (f"{bench.shot.ids}@{bench.shot.first}",)
         figures = {"frames": args.frames, "size": args.size,
-                                   "correct_at": args.correct_at, "threads": args.threads,
-                                   "checkpoint_every": args.checkpoint_every}
+                   "correct_at": args.correct_at, "threads": args.threads,
+                   "checkpoint_every": args.checkpoint_every,
+                   "checkpoint_keep": args.checkpoint_keep, "actormatte": actormatte.__file__}
         figures["full_propagate_s"], figures["full_propagate_cpu_s"], _ = bench.propagate(
             work, first)
         if args.matte:
@@ -147,6 +189,7 @@ def main() -> None:
         key = bench.tmp / "correction.png"
         cv2.imwrite(str(key), correction_map(work, frame))
         both = (*first, f"{key}@{frame}")
+        drop_filters(work, args)
         figures["correction_propagate_s"], figures["correction_propagate_cpu_s"], corr = (
             bench.propagate(work, both))
         figures["frames_propagated"] = corr.frames_propagated
@@ -164,6 +207,7 @@ def main() -> None:
             figures["ratio" if clock == "s" else "ratio_cpu"] = round(corr_s / full_s, 4)
         figures["checkpoint_bytes"] = folder_bytes(work / "checkpoint")
         figures["pass_maps_bytes"] = folder_bytes(work / "passes")
+        figures["filters_bytes"] = sum(p.stat().st_size for p in work.glob("xmem-filters-*.pt"))
         if args.verify:
             bench.propagate(bench.tmp / "fresh", both)
             figures["bit_identical"] = all(

@@ -68,3 +68,14 @@ def test_falls_back_when_not_applicable(monkeypatch: pytest.MonkeyPatch) -> None
         winograd.conv3x3_same(conv, x).sum().backward()
     assert conv.weight.grad is not None
     assert "_winograd_filters" not in conv.__dict__
+
+
+def test_filter_transform_equals_g_g_gt_in_float64() -> None:
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn(7, 5, 3, 3, generator=gen)
+    g_mat = torch.tensor(((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0)),
+                         dtype=torch.float64)
+    ref = torch.einsum("ak,oikl,bl->abio", g_mat, weight.double(), g_mat).reshape(16, 5, 7)
+    out = winograd.winograd_filter(weight)
+    assert out.shape == (16, 5, 7) and out.dtype == torch.float32 and out.is_contiguous()
+    assert float((out.double() - ref).abs().max() / ref.abs().max()) < 1e-6

@@ -3,8 +3,9 @@
 Called by :mod:`actormatte.propagate` (the shot driver): it loads the file at the start of a run
 and saves it at the end when the run transformed filters the file did not hold. Transforming the
 filters (:func:`actormatte.propagation.winograd.winograd_filter`) is a fixed per-process cost of
-the first XMem steps on CPU (about 2.4 s of CPU at any plate size on the 2-core dev machine), which
-a correction that recomputes 20 steps would otherwise pay again every time.
+the first XMem steps on CPU (about 0.5 s of CPU at any plate size on the 2-core dev machine; 2.4 s
+with the float64 transform before), which a correction that recomputes 20 steps would otherwise
+pay again every time. The file holds about 347 MB for the official XMem architecture.
 
 The file holds, per cached filter, ``<module name>@<start>:<stop>`` -> the transformed filter
 ``(16, C_part, C_out)`` and ``...#sum`` -> the float64 sum of the weight slice it came from. It
@@ -29,8 +30,9 @@ from actormatte.propagation.winograd import filter_cache_of, install_filter
 logger = logging.getLogger(__name__)
 
 FILE_PREFIX = "xmem-filters-"
-#: Version of the file's layout (part of its name: another layout is never read).
-FORMAT = 1
+#: Version of the file's layout and of the transform that made it (part of its name: another
+#: is never read). 2: the one-GEMM float32 transform.
+FORMAT = 2
 
 
 def cache_path(folder: Path, weights_sha256: str) -> Path:

@@ -3,7 +3,7 @@
 Called by :mod:`actormatte.propagation.blocks` (group convolutions, split fuser convolutions,
 decoder skip convolutions). A 3x3, stride-1, padding-1 convolution is computed tile by tile:
 every 4x4 input tile ``d`` becomes ``V = Bᵀ d B`` (additions only), every filter ``g`` becomes
-``U = G g Gᵀ`` (once per weight, in float64), the 16 positions of the transformed tile are 16
+``U = G g Gᵀ`` (once per weight, one GEMM), the 16 positions of the transformed tile are 16
 independent matrix products ``M = V U`` over channels, and ``Aᵀ M A`` gives the 2x2 output
 tile. That is 16 multiplies per 4 outputs instead of 36: 2.25x less GEMM work. The result
 equals ``F.conv2d(x, weight, bias, padding=1)`` up to float rounding (the transforms add and
@@ -33,14 +33,19 @@ BAND_TILES = 1024
 def winograd_filter(weight: torch.Tensor) -> torch.Tensor:
     """Transformed filter ``G g Gᵀ`` for every (output, input) channel pair, as GEMM operands.
 
-    Computed in float64 and cast to the weight's dtype.
+    The transform is linear in the 9 taps, ``vec(G g Gᵀ) = (G ⊗ G) vec(g)``, so it is one GEMM
+    of the (16, 9) Kronecker matrix with the taps laid out (9, C_in * C_out), in the weight's
+    dtype (float32 rounding, ~1e-7 relative; 5x faster than the float64 einsum it replaced,
+    which was most of the first XMem steps' fixed cost).
 
     Shape:
         weight: (C_out, C_in, 3, 3) -> (16, C_in, C_out)
     """
-    g_mat = torch.tensor(_G, dtype=torch.float64, device=weight.device)  # (4, 3)
-    u = torch.einsum("ak,oikl,bl->abio", g_mat, weight.detach().double(), g_mat)  # (4,4,Ci,Co)
-    return u.reshape(16, *u.shape[2:]).to(weight.dtype).contiguous()  # (16, C_in, C_out)
+    c_out, c_in = weight.shape[:2]
+    g_mat = torch.tensor(_G, dtype=torch.float64)  # (4, 3)
+    kron = torch.kron(g_mat, g_mat).to(weight.device, weight.dtype)  # (16, 9)
+    taps = weight.detach().permute(2, 3, 1, 0).reshape(9, c_in * c_out)  # (3,3,Ci,Co) copy
+    return torch.mm(kron, taps).view(16, c_in, c_out)  # (16, C_in, C_out), contiguous
 
 
 def _input_transform(padded: torch.Tensor, out: torch.Tensor) -> None:
