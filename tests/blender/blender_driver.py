@@ -98,7 +98,7 @@ def configure(node: bpy.types.Node, spec: dict) -> None:
         node.use_frame_range = True
         node.frame_first, node.frame_last = spec["frames"]
     node.size = spec["size"]
-    node.xmem_size = spec["size"]
+    node.xmem_size = spec.get("xmem_size", spec["size"])  # -1: the plate's size
     node.device = "cpu"
     node.cache_dir = spec.get("cache_dir", "")
 
@@ -233,6 +233,21 @@ def registration(tree: bpy.types.NodeTree, case: dict) -> dict:
             "outputs": [socket.name for socket in node.outputs]}
 
 
+def run_nodes(tree: bpy.types.NodeTree, spec: dict) -> list[dict]:
+    """One node per entry of ``spec["nodes"]`` (the spec's settings updated by the entry's), each
+    run once; its outcome and the plate size it rendered its Mask keyframes at."""
+    operators = sys.modules[f"{MODULE}.operators"]
+    entries = []
+    for case in spec["nodes"]:
+        node = tree.nodes.new("ActorMatteNode")
+        node.name = case["name"]
+        configure(node, {**spec, **case})
+        entry = run(node, None, "EXEC_DEFAULT")
+        entry["plate_size"] = list(operators.plate_size(bpy.context, node))
+        entries.append(entry)
+    return entries
+
+
 def main(spec_path: str) -> None:
     """Do what the spec asks and write ``result.json`` next to it."""
     spec = json.loads(Path(spec_path).read_text())
@@ -260,6 +275,9 @@ def main(spec_path: str) -> None:
             node_module.build_inside(node, **spec["inside"])
             result["inside"] = describe_inside(node)
             render(tree, node, spec)
+            return
+        if spec.get("nodes"):  # several nodes, one run each
+            result["nodes"] = run_nodes(tree, spec)
             return
         if not spec.get("source"):
             return
