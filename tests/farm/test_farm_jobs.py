@@ -145,6 +145,18 @@ def test_openjd_template(farm_case: dict[str, Any], capsys: pytest.CaptureFixtur
     assert resolved["steps"][0]["total_tasks"] == 1
 
 
+def test_farm_preview_makes_the_qc_step_write_the_pictures(farm_case: dict[str, Any],
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    assert run_farm(farm_case, capsys, "--engine", "openjd", "--preview") == 0
+    template = json.loads((farm_case["jobs"] / "openjd" / "template.json").read_text())
+    steps = {step["name"]: step for step in template["steps"]}
+    assert list(steps) == ["propagate", "matte", "qc"]
+    assert steps["qc"]["dependencies"] == [{"dependsOn": "matte"}]
+    qc = steps["qc"]["script"]["actions"]["onRun"]["args"]
+    assert "--qc-only" not in qc and flag_value(qc, "--plate") == "{{Param.Plate}}"
+
+
 @NEEDS_OPENCUE
 def test_opencue_xml(farm_case: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert run_farm(farm_case, capsys, "--engine", "opencue", "--chunk", "4", "--show", "vfx",

@@ -58,10 +58,11 @@ def template(job: FarmJob) -> dict[str, Any]:
             "description": "every frame present and valid; redoes any that is not",
             "dependencies": [{"dependsOn": "matte"}],
             "script": _script(matte_argv(job, slots, "{{Param.Frames}}", verify=True))})
+    before_qc = "verify" if job.verify else "matte"
     steps.append({
         "name": "qc",
         "description": "qc.json of the whole shot" + (" and the preview" if job.preview else ""),
-        "dependencies": [{"dependsOn": steps[-1]["name"]}],
+        "dependencies": [{"dependsOn": before_qc}],
         "script": _script(qc_argv(job, slots))})
     return {
         "specificationVersion": SPECIFICATION,
