@@ -44,13 +44,14 @@ class PropagateConfig:
 
     Attributes:
         size: Short side XMem works at (480 as the official eval); ``-1`` keeps the plate size.
-        checkpoint_every: Frames between two XMem snapshots in ``<work>/checkpoint``.
+        checkpoint_every: An XMem snapshot in ``<work>/checkpoint`` before every frame that is
+            a multiple of it.
         mem_every: XMem's memory-frame interval (official 5); a testing knob.
         max_mid_term_frames: Working-memory frames kept before consolidation (official 10);
             a testing knob.
         min_mid_term_frames: Working-memory frames kept after consolidation (official 5).
         checkpoint_keep: Most checkpoints kept per pass after the run (for corrections);
-            beyond it they are thinned to stay evenly spread (docs/PROPAGATION.md).
+            beyond it they are thinned far from the pass's end first (docs/PROPAGATION.md).
         backfill: Propagate late actors backwards from their first keyframe
             (``--no-backfill`` turns it off: they are then empty before it).
     """

@@ -91,10 +91,11 @@ def add_propagation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xmem-size", type=int, default=480, metavar="N",
                         help="propagation short side (default 480; -1 keeps the plate size)")
     parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
-                        help="frames between propagation checkpoints (default 10)")
+                        help="a propagation checkpoint before every frame that is a multiple "
+                             "of N (default 10)")
     parser.add_argument("--checkpoint-keep", type=int, default=10, metavar="N",
                         help="propagation checkpoints kept per pass for corrections (default "
-                             "10; thinned evenly beyond it)")
+                             "10; beyond it thinned far from the pass's end first)")
     parser.add_argument("--no-backfill", dest="backfill", action="store_false",
                         help="do not propagate actors keyed after the first keyframe backwards "
                              "from their keyframe (they stay empty before it)")
