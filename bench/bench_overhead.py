@@ -16,6 +16,10 @@ repeat so noise on a shared machine hits them alike: compare the ratios, not abs
     git worktree add --detach /tmp/am-before <commit>
     .venv/bin/python bench/bench_overhead.py --trees before=/tmp/am-before,after=. \
         [--sizes 1080p,4k] [--formats png,exr] [--frames 8] [--frames-4k 5] [--repeats 1]
+
+Per-frame totals of a short run include its one-off costs (keyframes, the job and checkpoint
+files, the first frames before the overlap starts, the last writes after it): ``--frames 6,14``
+runs both counts and prints the slope between them, the steady-state cost of one more frame.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +61,7 @@ TIMED = [
     ("actormatte.matte", "ShotClipSource.image", "matte_pre"),
     ("actormatte.matte", "ShotClipSource.ids", "matte_pre"),
     ("actormatte.matte", "ShotClipSource.reverse", "matte_post"),
+    ("actormatte.matte", "ShotClipSource.finish", "matte_post"),
     ("actormatte.matting.windows", "WindowRunner._matte_window", "matte_glue"),
     ("actormatte.export.exr", "MatteWriter.write", "exr_write"),
     ("actormatte.export.exr", "MatteWriter.is_complete", "exr_check"),
@@ -183,6 +189,12 @@ class StandInMaggie:
         return self._forward(None, masks)
 
 
+def _empty_module() -> Any:
+    import torch
+
+    return torch.nn.Module()
+
+
 def _patch_networks(timers: Timers) -> None:
     import actormatte
 
@@ -192,7 +204,8 @@ def _patch_networks(timers: Timers) -> None:
         if hasattr(module, "XMemProcessor"):
             module.XMemProcessor = StandInXMemProcessor
         if hasattr(module, "load_xmem"):
-            module.load_xmem = timers.wrap(lambda *a, **k: object(), "network")
+            # An empty module: the driver may walk its modules (the Winograd filter cache).
+            module.load_xmem = timers.wrap(lambda *a, **k: _empty_module(), "network")
         if hasattr(module, "load_maggie"):
             module.load_maggie = timers.wrap(lambda *a, **k: StandInMaggie(timers), "network")
         if hasattr(module, "weights_sha256"):
@@ -226,22 +239,23 @@ def child(args: argparse.Namespace) -> None:
     found = _patch_timers(timers)
     _patch_networks(timers)
     models = _models_dir(Path(args.tmp) / "models")
+    span = (1001, 1000 + int(args.frames))
     options = pipeline.RunOptions(
         plate=args.plate, out=args.out, masks=MaskConfig(masks=(args.ids,)), models=str(models),
         device="cpu", read=ReadConfig(input_colorspace=args.colorspace),
-        export=ExportConfig(overwrite=True))
+        export=ExportConfig(overwrite=True), frames=span)
     cpu0, wall0 = os.times(), time.perf_counter()
     result = pipeline.run(options)
     wall = time.perf_counter() - wall0
     cpu1 = os.times()
     frames = result.frames_written
-    assert frames == args.frames, (frames, args.frames)
+    assert frames == int(args.frames), (frames, args.frames)
     stages, main, calls = dict(timers.seconds), dict(timers.main_thread), dict(timers.calls)
     # A second run over complete outputs: what it costs (should decode nothing).
     again0 = time.perf_counter()
     pipeline.run(pipeline.RunOptions(
         plate=args.plate, out=args.out, masks=MaskConfig(masks=(args.ids,)), models=str(models),
-        device="cpu", read=ReadConfig(input_colorspace=args.colorspace)))
+        device="cpu", read=ReadConfig(input_colorspace=args.colorspace), frames=span))
     rerun = time.perf_counter() - again0
     json.dump({"tree": actormatte.__file__, "timed": found, "frames": frames, "wall": wall,
                "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
@@ -286,6 +300,7 @@ def write_plates(folder: Path, size: str, fmt: str, frames: int, actors: int) ->
 def run_child(tree: Path, plate: str, ids: str, colorspace: str, frames: int,
               tmp: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree / "core"))
+    shutil.rmtree(tmp, ignore_errors=True)  # a fresh run: no work folder or output to reuse
     out = tmp / "out"
     command = [sys.executable, __file__, "--child", "--plate", plate, "--ids", ids,
                "--colorspace", colorspace, "--frames", str(frames), "--out", str(out),
@@ -299,34 +314,60 @@ def run_child(tree: Path, plate: str, ids: str, colorspace: str, frames: int,
     return result
 
 
-def report(name: str, results: dict[str, list[dict[str, Any]]]) -> None:
-    trees = list(results)
-    print(f"\n== {name}: non-network ms per frame (median of {len(results[trees[0]])}) ==")
-    print(f"{'stage':12s}" + "".join(f"{t:>12s}" for t in trees)
-          + ("   ratio" if len(trees) == 2 else ""))
+Result = dict[str, Any]
 
-    def per_frame(tree: str, key: Callable[[dict[str, Any]], float]) -> float:
-        return float(np.median([key(r) / r["frames"] for r in results[tree]])) * 1000.0
 
-    def other(r: dict[str, Any]) -> float:
-        return r["wall"] - sum(r["main"].values())
+def _rows() -> list[tuple[str, Callable[[Result], float]]]:
+    """(label, seconds of one run) for each reported row."""
 
-    rows: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
-        (stage, lambda r, s=stage: r["stages"].get(s, 0.0)) for stage in STAGE_ORDER[:-1]]
-    rows += [("other(main)", other), ("stage sum", lambda r: sum(r["stages"].values())
-                                      - r["stages"].get("network", 0.0) + max(other(r), 0.0)),
+    def other(r: Result) -> float:
+        return float(r["wall"] - sum(r["main"].values()))
+
+    rows: list[tuple[str, Callable[[Result], float]]] = [
+        (stage, lambda r, s=stage: float(r["stages"].get(s, 0.0))) for stage in STAGE_ORDER[:-1]]
+    rows += [("other(main)", other),
+             ("stage sum", lambda r: sum(r["stages"].values()) - r["stages"].get("network", 0.0)
+              + max(other(r), 0.0)),
              ("critical", lambda r: r["wall"] - r["main"].get("network", 0.0)),
-             ("cpu", lambda r: r["cpu"]), ("rerun", lambda r: r["rerun_wall"])]
-    for label, key in rows:
-        values = [per_frame(t, key) for t in trees]
-        if label in STAGE_ORDER and not any(values):
+             ("cpu", lambda r: float(r["cpu"])), ("rerun", lambda r: float(r["rerun_wall"]))]
+    return rows
+
+
+def report(name: str, results: dict[str, dict[int, list[Result]]]) -> None:
+    """Per frame at each frame count (totals: one-off costs included) and the slope between
+    the two counts (the steady state: each further frame's cost, one-off costs cancelled)."""
+    trees = list(results)
+    counts = sorted(results[trees[0]])
+    pair = len(trees) == 2
+    heads = [f"{t}@{n}" for n in counts for t in trees]
+    if len(counts) == 2:
+        heads += [f"{t} slope" for t in trees]
+    print(f"\n== {name}: non-network ms per frame (median of {len(results[trees[0]][counts[0]])}"
+          f"; @N = total of an N-frame run / N; slope = (T[{counts[-1]}] - T[{counts[0]}]) / "
+          f"{counts[-1] - counts[0]}) ==")
+    ratio_head = "   ratio" * (len(counts) + (len(counts) == 2)) if pair else ""
+    print(f"{'stage':12s}" + "".join(f"{h:>12s}" for h in heads) + ratio_head)
+
+    def median(tree: str, count: int, key: Callable[[Result], float]) -> float:
+        return float(np.median([key(r) for r in results[tree][count]]))
+
+    for label, key in _rows():
+        columns: list[list[float]] = [
+            [median(t, n, key) / n * 1000.0 for t in trees] for n in counts]
+        if len(counts) == 2:
+            low, high = counts
+            columns.append([(median(t, high, key) - median(t, low, key)) / (high - low) * 1000.0
+                            for t in trees])
+        values = [v for column in columns for v in column]
+        if label in STAGE_ORDER and not any(abs(v) > 0.05 for v in values):
             continue
-        ratio = f"{values[1] / values[0]:8.2f}" if len(trees) == 2 and values[0] > 0 else ""
-        print(f"{label:12s}" + "".join(f"{v:12.1f}" for v in values) + ratio)
+        ratios = "".join(f"{c[1] / c[0]:8.2f}" if c[0] > 0 else f"{'':8s}" for c in columns)
+        print(f"{label:12s}" + "".join(f"{v:12.1f}" for v in values) + (ratios if pair else ""))
+    last = counts[-1]
     print("decodes per frame: " + "  ".join(
-        f"{t} {results[t][0]['calls'].get('decode', 0) / results[t][0]['frames']:.2f}"
+        f"{t} {results[t][last][0]['calls'].get('decode', 0) / results[t][last][0]['frames']:.2f}"
         for t in trees) + "; decodes in a rerun over complete outputs: " + "  ".join(
-        f"{t} {results[t][0]['rerun_decodes']}" for t in trees))
+        f"{t} {results[t][last][0]['rerun_decodes']}" for t in trees))
 
 
 def main() -> None:
@@ -335,8 +376,9 @@ def main() -> None:
                         help="name=path,... of source trees (each with core/)")
     parser.add_argument("--sizes", default="1080p,4k")
     parser.add_argument("--formats", default="png,exr")
-    parser.add_argument("--frames", type=int, default=8, help="frames at 1080p")
-    parser.add_argument("--frames-4k", type=int, default=5)
+    parser.add_argument("--frames", default="8",
+                        help="frames at 1080p; two counts (A,B) also print the slope")
+    parser.add_argument("--frames-4k", default="5", help="frames at 4K (A or A,B)")
     parser.add_argument("--actors", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -353,19 +395,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_overhead_") as tmp_name:
         tmp = Path(tmp_name)
         for size in args.sizes.split(","):
-            frames = args.frames if size == "1080p" else args.frames_4k
+            spec = args.frames if size == "1080p" else args.frames_4k
+            counts = sorted(int(n) for n in str(spec).split(","))
             for fmt in args.formats.split(","):
-                plate, ids = write_plates(tmp / f"{size}_{fmt}", size, fmt, frames, args.actors)
+                plate, ids = write_plates(tmp / f"{size}_{fmt}", size, fmt, counts[-1],
+                                          args.actors)
                 colorspace = "ACEScg" if fmt == "exr" else "sRGB"
-                results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+                results: dict[str, dict[int, list[Result]]] = {
+                    name: {n: [] for n in counts} for name in trees}
                 for repeat in range(args.repeats):
-                    order = list(trees.items())
-                    if repeat % 2:
-                        order.reverse()
-                    for name, tree in order:
-                        results[name].append(run_child(tree, plate, ids, colorspace, frames,
-                                                       tmp / f"run_{name}"))
-                report(f"{size} {fmt} ({colorspace}), {frames} frames", results)
+                    for count in counts:
+                        order = list(trees.items())
+                        if repeat % 2:
+                            order.reverse()
+                        for name, tree in order:
+                            results[name][count].append(run_child(
+                                tree, plate, ids, colorspace, count, tmp / f"run_{name}_{count}"))
+                report(f"{size} {fmt} ({colorspace}), {'/'.join(map(str, counts))} frames",
+                       results)
                 sys.stdout.flush()
 
 

@@ -81,6 +81,9 @@ class ShotClipSource:
         self.transform = resample or Resample.plan(job.height, job.width, size)
         self.resized = self.transform.resized_hw
         self.padded = self.transform.padded_hw
+        #: Leave the reverse to :meth:`finish` (in the EXR writers): :meth:`reverse` then
+        #: hands the network's alphas through.
+        self.defer_reverse = False
 
     def frame_of(self, index: int) -> int:
         """Plate frame number of a shot index."""
@@ -100,7 +103,14 @@ class ShotClipSource:
         return torch.from_numpy(labels.astype(np.int64)).to(self._device)
 
     def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
-        """Network alphas back to the plate, snapped. Shape: (N, hp, wp) -> (N, H, W)."""
+        """Network alphas back to the plate, snapped. Shape: (N, hp, wp) -> (N, H, W).
+
+        With :attr:`defer_reverse`, ``alpha`` itself (N, hp, wp): :meth:`finish` reverses it.
+        """
+        return alpha if self.defer_reverse else self.finish(alpha)
+
+    def finish(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The reverse transform and the snap. Shape: (N, hp, wp) -> (N, H, W)."""
         return snap_alpha(self.transform.reverse(alpha))  # a new tensor: snapped in place
 
 
@@ -145,6 +155,11 @@ class MatteStage:
         self.device = device
         self.source = ShotClipSource(job, work, shot.read_uint8, config.size, device,
                                      plan_for_shot(shot, job, config))
+        # On the CPU the reverse and snap run in the EXR writers, off the critical path (same
+        # operations, so the same bits); on a GPU they stay on the device; the guided upsample
+        # needs plate-resolution alphas before the writers.
+        self.source.defer_reverse = (torch.device(device).type == "cpu"
+                                     and config.upsample != "guided")
         self.runner = WindowRunner(None, None, config.schedule, config.window, config.stride,
                                    config.max_instances)
         self.provenance = provenance_for_stage(self)
@@ -214,7 +229,14 @@ class MatteStage:
         return [] if span is None else list(range(span[0], span[1] + 1))
 
     def write(self, frame: int, mattes: np.ndarray) -> Path:
-        """Write one frame's EXR atomically. Shape: mattes (N, H, W) in actor order."""
+        """Write one frame's EXR atomically (runs in the writer threads).
+
+        Shape:
+            mattes: (N, H, W) in actor order; (N, hp, wp) network alphas when the source
+            defers its reverse (:attr:`ShotClipSource.defer_reverse`).
+        """
+        if self.source.defer_reverse:
+            mattes = self.source.finish(torch.from_numpy(mattes)).numpy()  # (N, H, W)
         layers = self.writer.layers
         return self.writer.write(frame, {layer: mattes[k] for k, layer in enumerate(layers)},
                                  {"plate_frame": str(frame),
@@ -283,41 +305,6 @@ class MatteStream:
         self._ready.difference_update(range(win.start))
         for index, alphas in outputs:
             yield self._first + index, alphas.float().cpu().numpy()
-
-
-class MaskMemo(WorkFolder):
-    """A work folder that keeps the ID maps it writes while a matte window still needs them.
-
-    ``run`` propagates and mattes in one process: the windows then read each ID map from
-    memory (the very uint16 values its PNG holds) instead of decoding the file again. At most
-    ``capacity`` maps are held (the latest frames are dropped first and read from disk).
-
-    Args:
-        root: The ``--work`` folder.
-        capacity: Most ID maps held.
-    """
-
-    def __init__(self, root: str | Path, capacity: int = 12) -> None:
-        super().__init__(root)
-        self.keep: Callable[[int], bool] = lambda frame: False
-        self._capacity = capacity
-        self._held: dict[int, np.ndarray] = {}
-
-    def write_mask(self, frame: int, labels: np.ndarray) -> None:
-        """Write one ID map (see :meth:`WorkFolder.write_mask`); hold it if a window needs it."""
-        super().write_mask(frame, labels)
-        self._held.pop(frame, None)
-        if self.keep(frame):
-            self._held[frame] = np.array(labels, dtype=np.uint16)  # (H, W), a copy
-            for extra in sorted(self._held, reverse=True)[:len(self._held) - self._capacity]:
-                del self._held[extra]
-
-    def read_mask(self, frame: int, size: tuple[int, int]) -> np.ndarray:
-        """One ID map, from memory when held (see :meth:`WorkFolder.read_mask`)."""
-        labels = self._held.pop(frame, None)
-        if labels is not None and (labels.shape[1], labels.shape[0]) == size:
-            return labels
-        return super().read_mask(frame, size)
 
 
 class MatteOutputs:

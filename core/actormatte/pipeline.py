@@ -41,8 +41,10 @@ from actormatte.export import check_output_collision, make_layer_names
 from actormatte.export.comp import make_writer
 from actormatte.jobs import Job, WorkFolder, check_folder_writable
 from actormatte.locks import check_work_unlocked, lock_output, lock_work, releases_locks
+from actormatte.mask_memo import MaskMemo
 from actormatte.masks import KeyframeSet
-from actormatte.matte import MaskMemo, MatteOutputs, MatteStage, MatteStream
+from actormatte.matte import MatteOutputs, MatteStage, MatteStream
+from actormatte.matting.guided import refine_stream
 from actormatte.matting.resample import plan_for_shot
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from actormatte.propagate import make_job, plan_passes, run_propagation, work_state
@@ -323,13 +325,17 @@ def run(options: RunOptions, *, progress: ProgressCallback = ignore_progress,
     order = (_propagation_order(keyframes, shot, options.propagate.backfill)
              if state != "complete"
              else stage.read_order(todo))
-    with shot.streaming(order, stream.needs, _resume("run")):
-        result = _write(stage, stream, (shot.first, shot.last), todo, skipped, progress, cancel,
-                        events, steps)
+    try:
+        with shot.streaming(order, stream.needs, _resume("run")):
+            result = _write(stage, stream, (shot.first, shot.last), todo, skipped, progress,
+                            cancel, events, steps)
+        work.flush()  # the ID maps written behind (raises a failed write)
+    finally:
+        work.close()
     return dataclasses.replace(result, frames_propagated=tally[0], frames_resumed=tally[1])
 
 
-def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFolder,
+def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: MaskMemo,
                      xmem_path: Path, config: PropagateConfig, device: str, state: str,
                      progress: ProgressCallback, cancel: CancelToken, tally: list[int]) -> str:
     """Re-propagate before the matte split when ID maps under existing EXRs may change.
@@ -348,11 +354,15 @@ def _propagate_first(shot: Shot, keyframes: KeyframeSet, job: Job, work: WorkFol
                             cancel=cancel)
     del network  # the generator holds it until exhausted
     order = _propagation_order(keyframes, shot, config.backfill)
-    with shot.streaming(order, resume_hint=_resume("run")):
-        for done, (frame, reused) in enumerate(steps, 1):
-            tally[int(reused)] += 1
-            progress(ProgressEvent("propagate", done, shot.num_frames, frame))
-            cancel.check()
+    try:
+        with shot.streaming(order, resume_hint=_resume("run")):
+            for done, (frame, reused) in enumerate(steps, 1):
+                tally[int(reused)] += 1
+                progress(ProgressEvent("propagate", done, shot.num_frames, frame))
+                cancel.check()
+        work.flush()
+    finally:
+        work.close()
     return "complete"
 
 
@@ -417,9 +427,9 @@ def _write(stage: MatteStage, stream: MatteStream, span: tuple[int, int], todo: 
         for done, (frame, _) in enumerate(steps or (), 1):
             progress(ProgressEvent("propagate", done, stage.source.num_frames, frame))
             stream.mask_ready(frame)
-            outputs.add(stream.ready(), cancel)
+            outputs.add(refine_stream(stream.ready(), stage), cancel)
             cancel.check()
-        outputs.add(stream.ready(), cancel)
+        outputs.add(refine_stream(stream.ready(), stage), cancel)
         outputs.finish()
     finally:
         outputs.close()
