@@ -9,9 +9,9 @@ frame with encoder reuse), and the per-window rest split into the OS8 instance d
 
 ``--side-by-side`` measures instead the real matte stage (``pipeline.matte`` on a propagated
 synthetic shot, generated weights, ``--size`` = the plate's short side so nothing is resized)
-with encoder reuse on and off (``MatteConfig.encoder_reuse``), alternating within one process:
-process CPU time per output frame (all threads: reading, matting, EXR writes), the ratio, and
-the largest difference between the two runs' float32 EXRs.
+in three modes alternating within one process (see :func:`side_by_side`): process CPU time per
+output frame (all threads: reading, matting, EXR writes), the ratios, and the differences between
+the runs' float32 EXRs.
 
     .venv/bin/python bench/bench_matte_split.py --side-by-side [--frames 14] [--repeat 2]
 """
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,14 +36,29 @@ import actormatte.matting.decoder as decoder_module  # noqa: E402
 from actormatte.matting import load_maggie  # noqa: E402
 from actormatte.matting.model import FrameFeatures  # noqa: E402
 
+MODES = ("reuse", "whole", "recompute")
+
 
 def side_by_side(args: argparse.Namespace) -> None:
-    """Matte stage CPU per output frame, encoder reuse on vs off, same shot, same process."""
+    """Matte stage CPU per output frame in three modes, same shot, alternating in one process.
+
+    ``reuse``: the default (``MatteConfig.encoder_reuse``); ``whole``: reuse off, whole-window
+    forwards (what window5 did before reuse; batch-5 encodes round differently); ``recompute``:
+    the split forward with each window encoding its frames again (the bits of ``reuse``, the
+    encoder work of ``whole``): reuse vs recompute is the saving at equal outputs.
+    """
     from actormatte import pipeline
     from actormatte.config import ExportConfig, MaskConfig, MatteConfig
     from actormatte.export.exr import read_matte_exr
+    from actormatte.matting.windows import WindowRunner
     from support.reference import maggie_weights, xmem_weights
     from support.shots import build_models_dir, write_shot
+
+    reuse_window = WindowRunner.run_window
+
+    def recompute_window(self: WindowRunner, session: Any, index: int) -> Any:
+        session.features.clear()
+        return reuse_window(self, session, index)
 
     with tempfile.TemporaryDirectory(prefix="bench_matte_reuse_") as name:
         tmp = Path(name)
@@ -53,31 +69,46 @@ def side_by_side(args: argparse.Namespace) -> None:
             plate=shot.pattern, work=str(work), masks=MaskConfig(masks=(str(shot.ids),)),
             models=str(models), device="cpu"))
         short = min(args.width, args.height)
-        cpu: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
         for repeat in range(args.repeat):
-            for reuse in ((True, False) if repeat % 2 == 0 else (False, True)):
-                config = MatteConfig(size=short, encoder_reuse=reuse)
+            for mode in (MODES if repeat % 2 == 0 else MODES[::-1]):
+                config = MatteConfig(size=short, encoder_reuse=mode != "whole")
                 options = pipeline.MatteOptions(
-                    work=str(work), out=str(tmp / f"out_{reuse}"), models=str(models),
+                    work=str(work), out=str(tmp / f"out_{mode}"), models=str(models),
                     device="cpu", matte=config, export=ExportConfig(overwrite=True, half=False))
+                WindowRunner.run_window = (  # type: ignore[method-assign]
+                    recompute_window if mode == "recompute" else reuse_window)
                 before = os.times()
                 result = pipeline.matte(options)
                 after = os.times()
+                WindowRunner.run_window = reuse_window  # type: ignore[method-assign]
                 spent = (after.user - before.user) + (after.system - before.system)
-                cpu[reuse].append(spent / result.frames_written)
-                print(f"repeat {repeat} reuse={'on' if reuse else 'off'}: "
-                      f"{result.frames_written} frames, {spent:.2f} s CPU, "
-                      f"{spent / result.frames_written * 1000:.0f} ms/frame", flush=True)
-        worst = 0.0
-        for path in sorted((tmp / "out_True").glob("*.exr")):
-            on, _ = read_matte_exr(path)
-            off, _ = read_matte_exr(tmp / "out_False" / path.name)
-            worst = max(worst, *(float(np.abs(on[k] - off[k]).max()) for k in on))
+                cpu[mode].append(spent / result.frames_written)
+                print(f"repeat {repeat} {mode:9s}: {result.frames_written} frames, "
+                      f"{spent:.2f} s CPU, {spent / result.frames_written * 1000:.0f} ms/frame",
+                      flush=True)
         median = {k: float(np.median(v)) for k, v in cpu.items()}
         print(f"{args.width}x{args.height}, {args.frames} frames, 3 actors, torch threads "
-              f"{torch.get_num_threads()}: matte CPU per output frame reuse off "
-              f"{median[False] * 1000:.0f} ms, on {median[True] * 1000:.0f} ms, ratio "
-              f"{median[True] / median[False]:.3f}; max |on - off| {worst:.2e}")
+              f"{torch.get_num_threads()}: matte CPU per output frame (median of {args.repeat})"
+              + "".join(f", {mode} {median[mode] * 1000:.0f} ms" for mode in MODES))
+        for mode in ("whole", "recompute"):
+            worst, count, total = _differences(tmp / "out_reuse", tmp / f"out_{mode}",
+                                               read_matte_exr)
+            print(f"reuse / {mode} = {median['reuse'] / median[mode]:.3f}; max |reuse - {mode}| "
+                  f"{worst:.2e}, {count} of {total} values differ by more than 1e-5")
+
+
+def _differences(left: Path, right: Path, read: Any) -> tuple[float, int, int]:
+    worst, count, total = 0.0, 0, 0
+    for path in sorted(left.glob("*.exr")):
+        ours, _ = read(path)
+        theirs, _ = read(right / path.name)
+        for layer, alpha in ours.items():
+            delta = np.abs(alpha - theirs[layer])
+            worst = max(worst, float(delta.max()))
+            count += int((delta > 1e-5).sum())
+            total += delta.size
+    return worst, count, total
 
 
 def main() -> None:
