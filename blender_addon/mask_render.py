@@ -27,6 +27,20 @@ def actor_layers(mask: bpy.types.Mask) -> list[str]:
     return [layer.name for layer in mask.layers if not layer.hide_render]
 
 
+def in_mask_order(mask: bpy.types.Mask | None, layers: list[str]) -> list[str]:
+    """The run's ``layers`` with the mask's actors in the mask's layer order, others in place.
+
+    A single-part EXR (what bpy 4.x writes for the keyframes) stores its channels sorted by
+    name, so the core meets the mask's actors alphabetically; bpy 5 writes one part per layer in
+    the mask's order. The node's sockets follow the mask in both.
+    """
+    if mask is None:
+        return layers
+    order = [name for name in actor_layers(mask) if name in layers]
+    slots = iter(order)
+    return [next(slots) if name in order else name for name in layers]
+
+
 def _scene_tree(scene: bpy.types.Scene) -> bpy.types.NodeTree:
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
         tree = bpy.data.node_groups.new(f"{SCENE_NAME} tree", "CompositorNodeTree")

@@ -246,7 +246,9 @@ def finish(operator: bpy.types.Operator, context: bpy.types.Context, session: Se
         done = monitor.done
         try:
             node.build_inside(am, done["pattern"], int(done["first"]), int(done["last"]),
-                              [str(layer) for layer in done["layers"]],
+                              mask_render.in_mask_order(
+                                  am.mask if "MASK" in am.masks_mode else None,
+                                  [str(layer) for layer in done["layers"]]),
                               plate_first_file(am, int(done["first"])))
         except (KeyError, TypeError, ValueError) as error:
             am.status = f"ActorMatte could not load the mattes: {error}"
