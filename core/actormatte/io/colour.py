@@ -147,8 +147,8 @@ def quantise_uint8(srgb: np.ndarray) -> np.ndarray:
     """
     scaled = np.multiply(srgb, np.float32(255.0), dtype=np.float32)
     scaled += np.float32(0.5)
-    np.nan_to_num(scaled, copy=False, nan=0.0)
-    np.clip(scaled, np.float32(0.0), np.float32(255.0), out=scaled)
+    np.fmax(scaled, np.float32(0.0), out=scaled)  # NaN (fmax ignores it) and below 0 -> 0
+    np.minimum(scaled, np.float32(255.0), out=scaled)
     return scaled.astype(np.uint8)  # truncation of values >= 0 is floor
 
 
@@ -266,8 +266,9 @@ class ColourConverter:
         out = np.array(rgb, dtype=np.float32, order="C", copy=True)
         if not self._is_noop:
             self._cpu.applyRGB(out)
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=np.finfo(np.float32).max, neginf=0.0)
-        np.maximum(out, np.float32(0.0), out=out)
+        # nan_to_num(nan=0, posinf=max, neginf=0) then max(0), in two passes instead of six:
+        np.minimum(out, np.finfo(np.float32).max, out=out)  # +inf -> max (NaN stays)
+        np.fmax(out, np.float32(0.0), out=out)  # NaN, -inf, negatives -> 0
         if self.soft_clip:
             return soft_clip(out, self.knee)
         return np.minimum(out, np.float32(1.0), out=out)
