@@ -6,6 +6,7 @@ pyproject's ``pythonpath``); this file only registers them as fixtures, once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,11 @@ import torch
 
 from support.reference import maggie_weights, xmem_weights
 from support.shots import make_shot, models_dir, write_shot  # noqa: F401 - fixtures
+
+# The XMem filter cache (actormatte.propagation.filter_cache) of the generated weights: one file
+# in the repository's ignored .cache/, not in the home folder (subprocesses inherit it).
+os.environ.setdefault("ACTORMATTE_CACHE",
+                      str(Path(__file__).resolve().parents[1] / ".cache" / "actormatte"))
 
 
 @pytest.fixture(scope="session")

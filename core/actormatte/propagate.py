@@ -27,8 +27,8 @@ Before every plate frame that is a multiple of ``checkpoint_every`` an XMem snap
 ``<work>/checkpoint/<pass key>/`` (after the masks it covers), named by the digest of every input
 up to that step (:mod:`actormatte.checkpoints`), and up to ``checkpoint_keep`` of them are kept
 after the run (denser towards the pass's end). The transformed Winograd filters are saved once
-per weights in the work folder (:mod:`actormatte.propagation.filter_cache`), so a correction's
-process does not transform them again.
+per weights in a per-machine cache (:mod:`actormatte.propagation.filter_cache`), so a
+correction's process does not transform them again.
 A killed run, a correction (a keyframe added, changed or removed at frame K) or a damaged ID map
 resumes each pass from its last checkpoint whose digest still matches and whose ID maps are
 readable: the result is bit-identical to a full run, and nothing before it is recomputed.
@@ -156,8 +156,7 @@ class Propagator:
                 self.compose(frame, step_pass, ids, backfills)
                 yield frame, ids is None and frame not in computed
         if filters is not None and filter_cache.count(self._net) > installed:
-            with disk_errors(self._work.root):
-                filter_cache.save(self._net, filters)
+            self._save_filters(filters)
         keys = [p.key for p in passes]
         self._store.prune(keys)
         passes_dir = self._work.root / PASSES_DIR
@@ -166,11 +165,19 @@ class Propagator:
                 if folder.name not in keys:
                     shutil.rmtree(folder, ignore_errors=True)
 
+    def _save_filters(self, path: Path) -> None:
+        """Save the transformed filters to the cache (a failure is logged: it is a cache)."""
+        try:
+            filter_cache.save(self._net, path)
+        except OSError as exc:
+            logger.warning("could not save the XMem filter cache %s (%s)", path, exc)
+
     def _filters_path(self, identity: dict[str, Any]) -> Path | None:
-        """The work folder's file of transformed Winograd filters (CPU only, else None)."""
+        """The cached transformed Winograd filters of these weights (CPU only, else None)."""
         if self._device.type != "cpu":
             return None
-        return filter_cache.cache_path(self._work.root, str(identity.get("xmem_sha256", "")))
+        return filter_cache.cache_path(filter_cache.cache_dir(),
+                                       str(identity.get("xmem_sha256", "")))
 
     def compose(self, frame: int, base: Pass, ids: np.ndarray | None,
                 backfills: list[Pass]) -> None:

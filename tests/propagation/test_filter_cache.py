@@ -1,4 +1,5 @@
-"""The Winograd filter file: saved once, reused bit-identically, refused when it does not match."""
+"""The Winograd filter cache: saved once per weights, reused bit-identically, refused when it
+does not match, a cache that cannot be written only logged."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ def test_a_second_propagate_loads_the_filters_and_matches(tmp_path: Path, make_s
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     shot = make_shot(3, width=64, height=64)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ACTORMATTE_CACHE", str(cache))
 
     def propagate(work: Path) -> None:
         pipeline.propagate(pipeline.PropagateOptions(
@@ -83,14 +86,30 @@ def test_a_second_propagate_loads_the_filters_and_matches(tmp_path: Path, make_s
             propagate=PropagateConfig(size=-1), overwrite=True))
 
     propagate(tmp_path / "a")
-    files = list((tmp_path / "a").glob(f"{filter_cache.FILE_PREFIX}*.pt"))
-    assert len(files) == 1
+    files = list(cache.glob(f"{filter_cache.FILE_PREFIX}*.pt"))
+    assert len(files) == 1 and not list((tmp_path / "a").glob("*.pt"))
     reference = {p.name: p.read_bytes() for p in (tmp_path / "a" / "masks").iterdir()}
     calls: list[int] = []
     transform = winograd.winograd_filter
     monkeypatch.setattr(winograd, "winograd_filter",
                         lambda weight: calls.append(1) or transform(weight))
-    # Same work folder, a fresh start (--overwrite): the filters come from the file.
+    # A fresh start (--overwrite), and another work folder: the filters come from the cache.
     propagate(tmp_path / "a")
     assert calls == []
+    propagate(tmp_path / "b")
+    assert calls == []
     assert {p.name: p.read_bytes() for p in (tmp_path / "a" / "masks").iterdir()} == reference
+
+
+def test_an_unwritable_cache_only_warns(tmp_path: Path, make_shot, models_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    shot = make_shot(2, width=64, height=64)
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("")
+    monkeypatch.setenv("ACTORMATTE_CACHE", str(blocker / "cache"))
+    result = pipeline.propagate(pipeline.PropagateOptions(
+        plate=shot.pattern, work=str(tmp_path / "w"), masks=MaskConfig(masks=(str(shot.ids),)),
+        models=str(models_dir), device="cpu", propagate=PropagateConfig(size=-1)))
+    assert result.frames_propagated == 2
+    assert "could not save the XMem filter cache" in caplog.text

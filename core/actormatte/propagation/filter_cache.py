@@ -1,20 +1,23 @@
 """The transformed Winograd filters of an XMem network, kept on disk so a later process reuses them.
 
 Called by :mod:`actormatte.propagate` (the shot driver): it loads the file at the start of a run
-and saves it at the end when the run transformed filters the file did not hold. Transforming the
-filters (:func:`actormatte.propagation.winograd.winograd_filter`) is a fixed per-process cost of
-the first XMem steps on CPU (about 0.5 s of CPU at any plate size on the 2-core dev machine; 2.4 s
-with the float64 transform before), which a correction that recomputes 20 steps would otherwise
-pay again every time. The file holds about 347 MB for the official XMem architecture.
+and saves it at the end when the run transformed filters the file did not hold. The file lives in
+a per-machine cache folder (:func:`cache_dir`: ``$ACTORMATTE_CACHE``, else
+``$XDG_CACHE_HOME/actormatte``, else ``~/.cache/actormatte``), one per weights, shared by every
+shot and work folder; a cache that cannot be written only costs recomputing (a warning).
+Transforming the filters (:func:`actormatte.propagation.winograd.winograd_filter`) is a fixed
+per-process cost of the first XMem steps on CPU (about 0.5 s of CPU at any plate size on the
+2-core dev machine; 2.4 s with the float64 transform before), which a correction that recomputes
+20 steps would otherwise pay again every time. The file holds about 347 MB for the official
+XMem architecture.
 
 The file holds, per cached filter, ``<module name>@<start>:<stop>`` -> the transformed filter
 ``(16, C_part, C_out)`` and ``...#sum`` -> the float64 sum of the weight slice it came from. It
-is named by the weights' sha256 (``xmem-filters-<digest>.pt``); on load every entry's shape and
-weight sum must match the network's, else nothing is installed and the filters are recomputed.
-The filters equal what :func:`winograd_filter` computes, so results are bit-identical with and
-without the file.
+is named by the weights' sha256 and a digest of the format and torch version
+(``xmem-filters-<weights>-<digest>.pt``); on load every entry's shape and weight sum must match
+the network's, else nothing is installed and the filters are recomputed. The filters equal what
+:func:`winograd_filter` computes, so results are bit-identical with and without the file.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -35,10 +38,23 @@ FILE_PREFIX = "xmem-filters-"
 FORMAT = 2
 
 
+def cache_dir() -> Path:
+    """The per-machine cache folder.
+
+    ``$ACTORMATTE_CACHE``, else ``$XDG_CACHE_HOME/actormatte``, else ``~/.cache/actormatte``.
+    """
+    explicit = os.environ.get("ACTORMATTE_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "actormatte"
+
+
 def cache_path(folder: Path, weights_sha256: str) -> Path:
     """The filter file for weights ``weights_sha256`` in ``folder``."""
     key = f"{FORMAT}|{weights_sha256}|{torch.__version__}"
-    return folder / f"{FILE_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    weights = hashlib.sha256(weights_sha256.encode()).hexdigest()[:16]
+    return folder / f"{FILE_PREFIX}{weights}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.pt"
 
 
 def _weight_sum(conv: nn.Conv2d, start: int | None, stop: int | None) -> torch.Tensor:
@@ -114,7 +130,10 @@ def load(network: nn.Module, path: Path) -> int:
 def save(network: nn.Module, path: Path) -> int:
     """Write ``network``'s cached filters to ``path`` atomically; returns how many.
 
-    Other ``xmem-filters-*.pt`` files in the folder (other weights) are removed.
+    Files of the same weights in another format or for another torch version are removed.
+
+    Raises:
+        OSError: The folder cannot be written (callers log it and go on).
     """
     entries = collect(network)
     count = sum(not key.endswith("#sum") for key in entries)
@@ -128,7 +147,8 @@ def save(network: nn.Module, path: Path) -> int:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    for other in path.parent.glob(f"{FILE_PREFIX}*.pt"):
+    weights = path.name[len(FILE_PREFIX):].split("-")[0]
+    for other in path.parent.glob(f"{FILE_PREFIX}{weights}-*.pt"):
         if other != path:
             other.unlink(missing_ok=True)
     return count
