@@ -288,10 +288,7 @@ class MatteWriter:
                 f"frame {frame}: mattes for unknown layers {unknown} (expected {self.layers}); "
                 "this is a bug, please report it"
             )
-        # Half files get half pixels: numpy rounds float32 to half to nearest even, as OpenEXR
-        # does (the files are byte-identical), at a fraction of OIIO's per-pixel conversion.
-        dtype = np.float16 if self.half else np.float32
-        pixels = np.zeros((self.height, self.width, len(self.channels)), dtype=dtype)
+        pixels = np.zeros((self.height, self.width, len(self.channels)), dtype=np.float32)
         for index, layer in enumerate(self.layers):
             alpha = alphas.get(layer)
             if alpha is None:
@@ -304,9 +301,9 @@ class MatteWriter:
             if not np.all(np.isfinite(alpha)):
                 raise ActorMatteError(f"frame {frame}: matte '{layer}' has NaN or inf values")
             pixels[:, :, index] = np.clip(alpha, 0.0, 1.0)
-        if self.union:  # rounding is monotonic: the max of halves is the half of the max
+        if self.union:
             pixels[:, :, -1] = pixels[:, :, : len(self.layers)].max(axis=2)
-        return pixels
+        return _to_half(pixels) if self.half else pixels
 
     def _spec(self, metadata: Mapping[str, str], frame: int) -> oiio.ImageSpec:
         pixel_type = oiio.HALF if self.half else oiio.FLOAT
@@ -389,6 +386,20 @@ def _decodes(inp: oiio.ImageInput, spec: oiio.ImageSpec, decode_all: bool) -> bo
     first = max(end - rows, spec.y)
     pixels = inp.read_scanlines(0, 0, first, end, 0, 0, spec.nchannels, oiio.FLOAT)
     return pixels is not None
+
+
+def _to_half(pixels: np.ndarray) -> np.ndarray:
+    """float32 -> float16, rounding to nearest even as OpenEXR does (byte-identical files).
+
+    Half pixels handed to OIIO skip its per-pixel conversion, which cost more than the ZIP;
+    torch's vectorised conversion is ~4x numpy's ``astype``, with the same bits.
+
+    Shape:
+        Any; returns the same shape, float16.
+    """
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float16).numpy()
 
 
 def _checked_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
