@@ -25,6 +25,8 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from actormatte.preview import find_sequence, shot_qc
+from actormatte.qc import QCConfig
 from support.shots import write_shot
 
 pytestmark = pytest.mark.slow
@@ -167,8 +169,8 @@ def test_killed_propagate_resumes(farm_run: dict[str, Any]) -> None:
     assert_same_exrs(farm_run["single"], farm_run["out"])
 
 
-def test_chunks_record_qc_and_the_last_step_writes_the_shots_qc(farm_run: dict[str, Any]
-                                                                ) -> None:
+def test_chunks_record_qc_and_the_last_step_writes_the_shots_qc(farm_run: dict[str, Any],
+                                                                tmp_path: Path) -> None:
     mattes = done_events(farm_run["log"], "matte")
     chunks = [e for e in mattes if (e["first"], e["last"]) != (1001, 1010)]
     # A chunk writes no qc.json (it cannot see the whole shot), only its frames' records.
@@ -184,8 +186,20 @@ def test_chunks_record_qc_and_the_last_step_writes_the_shots_qc(farm_run: dict[s
     (qc_done,) = done_events(farm_run["log"], "preview")
     assert qc_done["preview"] is None and qc_done["qc_frames_measured"] == 0
     farm_qc = json.loads(Path(qc_done["qc"]).read_text())
+    # What measuring every frame of the farm's mattes afresh gives, bit for bit.
+    sequence = find_sequence(farm_run["out"], "plate_mattes")
+    fresh, measured = shot_qc(sequence, list(range(1001, 1011)), tmp_path / "fresh",
+                              farm_run["work"], QCConfig())
+    assert measured == 10 and fresh.to_json() == farm_qc
+    actor = farm_qc["actors"][0]
+    assert farm_qc["frames"]["1005"][actor]["change"] is not None  # across a chunk boundary
+    # And what the single run wrote (equal flags; figures as close as the EXRs are).
     single_qc = json.loads((farm_run["single"] / "preview" / "plate_mattes" / "qc.json")
                            .read_text())
-    assert farm_qc == single_qc
-    assert len(farm_qc["frames"]) == 10
-    assert farm_qc["frames"]["1005"]["actor_01"]["change"] is not None  # across a boundary
+    assert farm_qc["flags"] == single_qc["flags"]
+    for frame, figures in single_qc["frames"].items():
+        for name, values in figures.items():
+            for field, value in values.items():
+                got = farm_qc["frames"][frame][name][field]
+                assert (got is None) == (value is None), (frame, name, field)
+                assert value is None or got == pytest.approx(value, abs=1e-3)
