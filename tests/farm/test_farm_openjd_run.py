@@ -27,6 +27,7 @@ import pytest
 
 from actormatte.preview import find_sequence, shot_qc
 from actormatte.qc import QCConfig
+from actormatte.threads import FARM_THREADS
 from support.shots import write_shot
 
 pytestmark = pytest.mark.slow
@@ -88,8 +89,10 @@ def farm_run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict
     shot = write_shot(root / "plate frames", 10, width=96, height=64, actors=2)
     masks = [f"{shot.ids}@1001", "--models", str(models_dir), *SHOT_FLAGS]
     single = root / "single run"
-    subprocess.run([ACTORMATTE, "run", shot.pattern, "--out", str(single), "--masks", *masks],
-                   check=True, capture_output=True, timeout=TIMEOUT_S)
+    # the farm pins FARM_THREADS in every task; bits are promised for one thread count
+    subprocess.run([ACTORMATTE, "run", shot.pattern, "--out", str(single), "--masks", *masks,
+                    "--threads", str(FARM_THREADS)], check=True, capture_output=True,
+                   timeout=TIMEOUT_S)
 
     work, out, jobs = root / "farm work", root / "farm out", root / "farm jobs"
     subprocess.run([ACTORMATTE, "farm", shot.pattern, "--work", str(work), "--out", str(out),
