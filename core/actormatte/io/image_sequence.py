@@ -112,7 +112,7 @@ class ImageSequencePlate(Plate):
         pixels = np.asarray(pixels, dtype=np.uint8 if stored else np.float32).reshape(
             spec.height, spec.width, hi - lo
         )  # (h, w, channels read) data window
-        rgb = pixels[:, :, [p - lo for p in picks]]  # (h, w, 3)
+        rgb = _pick_channels(pixels, [p - lo for p in picks])  # (h, w, 3)
         return self._to_working_window(rgb, spec, file)
 
     def carried_attributes(self, frame: int) -> list[tuple[str, object, object]]:
@@ -150,6 +150,23 @@ class ImageSequencePlate(Plate):
                            "frame's data window and the display); those pixels are not matted",
                            file, data, self.geometry.data)
         return place(rgb, data, self.geometry.data)
+
+
+def _pick_channels(pixels: np.ndarray, order: list[int]) -> np.ndarray:
+    """``pixels[:, :, order]`` as one C-contiguous array, in one pass.
+
+    Fancy indexing would return a channel-major (non-contiguous) result that the working-window
+    step copies again; the channels read are often already R, G, B in order (no copy at all).
+
+    Shape:
+        pixels: (h, w, C); returns (h, w, len(order)).
+    """
+    if order == list(range(pixels.shape[2])):
+        return pixels
+    out = np.empty((*pixels.shape[:2], len(order)), dtype=pixels.dtype)
+    for channel, source in enumerate(order):
+        out[:, :, channel] = pixels[:, :, source]
+    return out
 
 
 def _open_spec(file: str, frame: int) -> oiio.ImageSpec:
