@@ -93,7 +93,7 @@ def test_2000_frame_run_rss_is_flat(tmp_path, make_shot, models_dir, monkeypatch
             if hasattr(module, "XMemProcessor"):
                 monkeypatch.setattr(module, "XMemProcessor", _StandInProcessor)
             if hasattr(module, "load_xmem"):
-                monkeypatch.setattr(module, "load_xmem", lambda *a, **k: object())
+                monkeypatch.setattr(module, "load_xmem", lambda *a, **k: torch.nn.Module())
             if hasattr(module, "load_maggie"):
                 monkeypatch.setattr(module, "load_maggie", lambda *a, **k: _StandInMaggie())
     monkeypatch.setattr("actormatte.matting.model.FrameFeatures.cat",

@@ -71,6 +71,13 @@ class StandInMaggie:
         return self.forward(None, masks)
 
 
+def _empty_network() -> Any:
+    """A stand-in XMem: an empty module (the driver walks its modules for the filter cache)."""
+    import torch
+
+    return torch.nn.Module()
+
+
 def patch_networks() -> None:
     """Replace the networks and their loaders in every loaded actormatte module."""
     for name, module in list(sys.modules.items()):
@@ -79,7 +86,7 @@ def patch_networks() -> None:
         if hasattr(module, "XMemProcessor"):
             module.XMemProcessor = StandInXMemProcessor
         if hasattr(module, "load_xmem"):
-            module.load_xmem = lambda *a, **k: object()
+            module.load_xmem = lambda *a, **k: _empty_network()
         if hasattr(module, "load_maggie"):
             module.load_maggie = lambda *a, **k: StandInMaggie()
         if hasattr(module, "weights_sha256"):
