@@ -177,16 +177,20 @@ class WorkFolder:
         text = json.dumps(job.to_json(), indent=2, sort_keys=True) + "\n"
         _atomic_write(self.job_path, text.encode("utf-8"))
 
-    def write_mask(self, frame: int, labels: np.ndarray) -> None:
+    def write_mask(self, frame: int, labels: np.ndarray, encoded: bytes | None = None) -> None:
         """Write one frame's ID map atomically.
+
+        Args:
+            frame: Plate frame.
+            labels: The map.
+            encoded: ``encode_id_map(labels)`` when the caller has it (encoded once, written
+                to several folders).
 
         Shape:
             labels: (H, W) integer ids, stored as 16-bit PNG.
         """
-        ok, data = cv2.imencode(".png", labels.astype(np.uint16))
-        if not ok:
-            raise OSError(f"PNG encoding of the ID map of frame {frame} failed")
-        _atomic_write(self.mask_path(frame), data.tobytes())
+        data = encode_id_map(labels, frame) if encoded is None else encoded
+        _atomic_write(self.mask_path(frame), data)
 
     def read_mask(self, frame: int, size: tuple[int, int]) -> np.ndarray:
         """Read one frame's ID map.
@@ -212,6 +216,21 @@ class WorkFolder:
             raise InputError(f"{path} is {labels.shape[1]}x{labels.shape[0]}, the plate is "
                              f"{size[0]}x{size[1]}; re-run propagate with --overwrite")
         return labels.astype(np.uint16, copy=False)
+
+
+def encode_id_map(labels: np.ndarray, frame: int) -> bytes:
+    """The 16-bit PNG bytes of an ID map (the one encoding of every ``masks/`` file).
+
+    Shape:
+        labels: (H, W) integer ids.
+
+    Raises:
+        OSError: The encoder failed.
+    """
+    ok, data = cv2.imencode(".png", labels.astype(np.uint16, copy=False))
+    if not ok:
+        raise OSError(f"PNG encoding of the ID map of frame {frame} failed")
+    return data.tobytes()
 
 
 def check_folder_writable(folder: Path, flag: str) -> None:

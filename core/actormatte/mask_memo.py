@@ -52,7 +52,7 @@ class MaskMemo(WorkFolder):
         self._in_writer = threading.local()
         self._lock = threading.Lock()  # _pending: the EXR writers' provenance reads it too
 
-    def write_mask(self, frame: int, labels: np.ndarray) -> None:
+    def write_mask(self, frame: int, labels: np.ndarray, encoded: bytes | None = None) -> None:
         """Write one ID map behind (see :meth:`WorkFolder.write_mask`); hold it if needed.
 
         Raises:
@@ -62,13 +62,13 @@ class MaskMemo(WorkFolder):
         labels = np.array(labels, dtype=np.uint16)  # (H, W), a copy: the caller may reuse it
         self._wait(frame)
         if self._depth <= 0:
-            self._write_now(frame, labels)
+            self._write_now(frame, labels, encoded)
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, "actormatte-idmap")
             with self._lock:
-                self._pending[frame] = (self._pool.submit(self._write_now, frame, labels),
-                                        labels)
+                self._pending[frame] = (
+                    self._pool.submit(self._write_now, frame, labels, encoded), labels)
             while (oldest := self._oldest(self._depth)) is not None:
                 self._wait(oldest)
         self._held.pop(frame, None)
@@ -146,10 +146,10 @@ class MaskMemo(WorkFolder):
                 if self._pending.get(frame) is entry:
                     del self._pending[frame]
 
-    def _write_now(self, frame: int, labels: np.ndarray) -> None:
+    def _write_now(self, frame: int, labels: np.ndarray, encoded: bytes | None) -> None:
         self._in_writer.active = True
         try:
             with disk_errors(self.root):
-                super().write_mask(frame, labels)
+                super().write_mask(frame, labels, encoded)
         finally:
             self._in_writer.active = False

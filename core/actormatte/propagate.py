@@ -48,7 +48,7 @@ import torch
 
 from actormatte.checkpoints import CheckpointStore, disk_errors, step_digests
 from actormatte.config import PropagateConfig
-from actormatte.jobs import Job, WorkFolder
+from actormatte.jobs import Job, WorkFolder, encode_id_map
 from actormatte.masks import KeyframeSet
 from actormatte.progress import CancelToken
 from actormatte.propagate_job import (  # noqa: F401 - re-exported for the pipeline
@@ -144,7 +144,7 @@ class Propagator:
         for step_pass in backfills:
             logger.info("backfill pass from keyframe %d (actors %s)", step_pass.order[0],
                         list(step_pass.owned))
-            for frame, ids in self._run_pass(step_pass, identity):
+            for frame, ids, _ in self._run_pass(step_pass, identity):
                 if ids is not None:
                     computed.add(frame)
                 if cancel is not None:
@@ -152,8 +152,8 @@ class Propagator:
         for step_pass in passes:
             if step_pass.name == "backfill":
                 continue
-            for frame, ids in self._run_pass(step_pass, identity):
-                self.compose(frame, step_pass, ids, backfills)
+            for frame, ids, encoded in self._run_pass(step_pass, identity):
+                self.compose(frame, step_pass, ids, backfills, encoded)
                 yield frame, ids is None and frame not in computed
         if filters is not None and filter_cache.count(self._net) > installed:
             self._save_filters(filters)
@@ -180,9 +180,10 @@ class Propagator:
                                        str(identity.get("xmem_sha256", "")))
 
     def compose(self, frame: int, base: Pass, ids: np.ndarray | None,
-                backfills: list[Pass]) -> None:
+                backfills: list[Pass], encoded: bytes | None = None) -> None:
         """Write the final ID map of ``frame`` (see :func:`compose_mask`)."""
-        compose_mask(self._work, frame, base, ids, backfills, (self._width, self._height))
+        compose_mask(self._work, frame, base, ids, backfills, (self._width, self._height),
+                     encoded=encoded)
 
     def pass_folder(self, step_pass: Pass) -> WorkFolder:
         """The folder of one pass's own ID maps (``masks/`` under ``passes/<key>``)."""
@@ -194,14 +195,14 @@ class Propagator:
         shutil.rmtree(self._work.root / PASSES_DIR, ignore_errors=True)
 
     def _run_pass(self, step_pass: Pass, identity: dict[str, Any]
-                  ) -> Iterator[tuple[int, np.ndarray | None]]:
-        """Yield ``(frame, ids)`` per written frame; ``ids`` is ``None`` for reused ones."""
+                  ) -> Iterator[tuple[int, np.ndarray | None, bytes | None]]:
+        """Yield ``(frame, ids, PNG of ids)`` per written frame (``ids`` ``None``: reused)."""
         digests = self._digests(step_pass, identity)
         position, snapshot = self._resume_point(step_pass, digests)
         last = len(step_pass.order) - 1
         first_written = 0 if step_pass.writes_first else 1
         for index in range(first_written, position + 1):
-            yield step_pass.order[index], None
+            yield step_pass.order[index], None, None
         if position == last:
             return
         self._store.retain(step_pass.key, digests, position)
@@ -221,9 +222,10 @@ class Propagator:
                                    self._pass_labels(step_pass))
             if index >= first_written:
                 ids = self._to_ids(probs, seen)
+                encoded = encode_id_map(ids, frame)  # once, for the pass map and the final one
                 with disk_errors(self._work.root):
-                    out.write_mask(frame, ids)
-                yield frame, ids
+                    out.write_mask(frame, ids, encoded)
+                yield frame, ids, encoded
             # After the step before every frame that is a multiple of ``every``: a keyframe on
             # such a frame (keys tend to sit on round numbers) resumes right before it.
             if index != last and step_pass.order[index + 1] % every == 0:

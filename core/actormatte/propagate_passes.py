@@ -12,12 +12,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from actormatte.checkpoints import disk_errors
 from actormatte.errors import InputError
-from actormatte.jobs import Job, WorkFolder
+from actormatte.jobs import Job, WorkFolder, encode_id_map
 from actormatte.masks import KeyframeSet
 
 #: ``<work>/passes/<pass key>/masks/<frame>.png``: each pass's own ID maps.
@@ -88,7 +87,8 @@ def pass_folder(work: WorkFolder, step_pass: Pass) -> WorkFolder:
 
 
 def compose_mask(work: WorkFolder, frame: int, base: Pass, ids: np.ndarray | None,
-                 backfills: list[Pass], size: tuple[int, int], verified: bool = True) -> None:
+                 backfills: list[Pass], size: tuple[int, int], verified: bool = True,
+                 encoded: bytes | None = None) -> None:
     """Write ``<work>/masks/<frame>.png`` from the passes covering ``frame`` if it changed.
 
     The base pass's map, then each backfill pass that covers the frame (keyframe order):
@@ -104,6 +104,8 @@ def compose_mask(work: WorkFolder, frame: int, base: Pass, ids: np.ndarray | Non
         size: Plate (width, height).
         verified: The base pass's map is known readable, so a final map with the same bytes
             is good without decoding it.
+        encoded: The PNG bytes of ``ids`` when the caller has them (the pass map just
+            written): the map is then encoded once for both files.
 
     Shape:
         ids: (H, W) actor ids.
@@ -118,14 +120,17 @@ def compose_mask(work: WorkFolder, frame: int, base: Pass, ids: np.ndarray | Non
         return
     if ids is None:
         ids = pass_folder(work, base).read_mask(frame, size)
+        encoded = None
     for layer in layers:
         extra = pass_folder(work, layer).read_mask(frame, size)
         ids = np.where((ids == 0) & np.isin(extra, layer.owned), extra, ids)
-    ok, data = cv2.imencode(".png", ids.astype(np.uint16))
-    if ok and final.is_file() and final.read_bytes() == data.tobytes():
-        return
+        encoded = None
+    if final.is_file():  # an unchanged final map is not rewritten (its time stays)
+        encoded = encode_id_map(ids, frame) if encoded is None else encoded
+        if final.read_bytes() == encoded:
+            return
     with disk_errors(work.root):
-        work.write_mask(frame, ids)
+        work.write_mask(frame, ids, encoded)
 
 
 def repair_masks(work: WorkFolder, job: Job, frames: list[int]) -> bool:

@@ -22,9 +22,10 @@ def test_every_way_to_a_map_waits_for_its_write(tmp_path: Path, monkeypatch) -> 
     gate = threading.Event()
     original = WorkFolder.write_mask
 
-    def slow(self: WorkFolder, frame: int, labels: np.ndarray) -> None:
+    def slow(self: WorkFolder, frame: int, labels: np.ndarray,
+             encoded: bytes | None = None) -> None:
         gate.wait(10)
-        original(self, frame, labels)
+        original(self, frame, labels, encoded)
 
     monkeypatch.setattr(WorkFolder, "write_mask", slow)
     memo = MaskMemo(tmp_path / "work")
@@ -46,10 +47,11 @@ def test_every_way_to_a_map_waits_for_its_write(tmp_path: Path, monkeypatch) -> 
 def test_a_full_disk_in_the_writer_is_raised_as_exit_2(tmp_path: Path, monkeypatch) -> None:
     original = WorkFolder.write_mask
 
-    def full(self: WorkFolder, frame: int, labels: np.ndarray) -> None:
+    def full(self: WorkFolder, frame: int, labels: np.ndarray,
+             encoded: bytes | None = None) -> None:
         if frame == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        original(self, frame, labels)
+        original(self, frame, labels, encoded)
 
     monkeypatch.setattr(WorkFolder, "write_mask", full)
     memo = MaskMemo(tmp_path / "work")

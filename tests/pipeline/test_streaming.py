@@ -8,7 +8,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from actormatte import pipeline
+from actormatte import jobs, pipeline, propagate, propagate_passes
 from actormatte.config import MaskConfig, MatteConfig, PropagateConfig, ReadConfig
 from actormatte.errors import InputError
 from actormatte.progress import CancelToken
@@ -68,13 +68,25 @@ def test_run_decodes_each_frame_once_and_a_rerun_decodes_nothing(tmp_path, make_
                                                                  models_dir, monkeypatch):
     shot = make_shot(9)
     decodes = _Decodes(monkeypatch)
+    encodes: list[int] = []
+    encode = jobs.encode_id_map
+
+    def counted(labels: np.ndarray, frame: int) -> bytes:
+        encodes.append(frame)
+        return encode(labels, frame)
+
+    for module in (jobs, propagate, propagate_passes):
+        monkeypatch.setattr(module, "encode_id_map", counted)
     result = _run(shot, tmp_path / "out", models_dir, keyframe=1001)
     assert result.frames_written == 9
     assert sorted(decodes.frames) == list(range(1001, 1010))
+    # Each XMem step's ID map is encoded once, for its pass map and the final map alike.
+    assert sorted(encodes) == list(range(1001, 1010))
     decodes.frames.clear()
+    encodes.clear()
     again = _run(shot, tmp_path / "out", models_dir, keyframe=1001)
     assert (again.frames_written, again.frames_skipped) == (0, 9)
-    assert decodes.frames == []
+    assert decodes.frames == [] and encodes == []
 
 
 def test_decode_failure_mid_run_exits_2_keeps_complete_frames_and_resumes(
