@@ -75,7 +75,8 @@ STAGE_ORDER = ["decode", "colour", "read_check", "validate", "xmem_pre", "xmem_p
 class Timers:
     """Exclusive wall time per stage, nested calls subtracted per thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.main_thread: dict[str, float] = defaultdict(float)
@@ -88,11 +89,11 @@ class Timers:
         def timed(*args: Any, **kwargs: Any) -> Any:
             stack = timers._local.__dict__.setdefault("stack", [])
             stack.append(0.0)
-            begin = time.perf_counter()
+            begin = timers._clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - begin
+                elapsed = timers._clock() - begin
                 children = stack.pop()
                 if stack:
                     stack[-1] += elapsed
@@ -235,7 +236,11 @@ def child(args: argparse.Namespace) -> None:
     from actormatte import pipeline
     from actormatte.config import ExportConfig, MaskConfig, ReadConfig
 
-    timers = Timers()
+    if args.clock == "cpu":  # each stage's own CPU; torch ops then run on the calling thread
+        import torch
+
+        torch.set_num_threads(1)
+    timers = Timers(time.thread_time if args.clock == "cpu" else time.perf_counter)
     found = _patch_timers(timers)
     _patch_networks(timers)
     models = _models_dir(Path(args.tmp) / "models")
@@ -298,13 +303,13 @@ def write_plates(folder: Path, size: str, fmt: str, frames: int, actors: int) ->
 
 
 def run_child(tree: Path, plate: str, ids: str, colorspace: str, frames: int,
-              tmp: Path) -> dict[str, Any]:
+              tmp: Path, clock: str = "wall") -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree / "core"))
     shutil.rmtree(tmp, ignore_errors=True)  # a fresh run: no work folder or output to reuse
     out = tmp / "out"
     command = [sys.executable, __file__, "--child", "--plate", plate, "--ids", ids,
                "--colorspace", colorspace, "--frames", str(frames), "--out", str(out),
-               "--tmp", str(tmp)]
+               "--tmp", str(tmp), "--clock", clock]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: child failed\n{done.stderr[-4000:]}")
@@ -361,8 +366,9 @@ def report(name: str, results: dict[str, dict[int, list[Result]]]) -> None:
         values = [v for column in columns for v in column]
         if label in STAGE_ORDER and not any(abs(v) > 0.05 for v in values):
             continue
-        ratios = "".join(f"{c[1] / c[0]:8.2f}" if c[0] > 0 else f"{'':8s}" for c in columns)
-        print(f"{label:12s}" + "".join(f"{v:12.1f}" for v in values) + (ratios if pair else ""))
+        ratios = "".join(f"{c[1] / c[0]:8.2f}" if c[0] > 0 else f"{'':8s}"
+                         for c in columns) if pair else ""
+        print(f"{label:12s}" + "".join(f"{v:12.1f}" for v in values) + ratios)
     last = counts[-1]
     print("decodes per frame: " + "  ".join(
         f"{t} {results[t][last][0]['calls'].get('decode', 0) / results[t][last][0]['frames']:.2f}"
@@ -381,6 +387,9 @@ def main() -> None:
     parser.add_argument("--frames-4k", default="5", help="frames at 4K (A or A,B)")
     parser.add_argument("--actors", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="stage times as wall (default) or each thread's CPU time, torch "
+                             "on one thread (what each stage costs, not what overlaps)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--plate", "--ids", "--colorspace", "--out", "--tmp"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
@@ -410,7 +419,8 @@ def main() -> None:
                             order.reverse()
                         for name, tree in order:
                             results[name][count].append(run_child(
-                                tree, plate, ids, colorspace, count, tmp / f"run_{name}_{count}"))
+                                tree, plate, ids, colorspace, count, tmp / f"run_{name}_{count}",
+                                args.clock))
                 report(f"{size} {fmt} ({colorspace}), {'/'.join(map(str, counts))} frames",
                        results)
                 sys.stdout.flush()
