@@ -49,7 +49,7 @@ def side_by_side(args: argparse.Namespace) -> None:
     """
     from actormatte import pipeline
     from actormatte.config import ExportConfig, MaskConfig, MatteConfig
-    from actormatte.export.exr import read_matte_exr
+    from actormatte.export import read_matte_exr
     from actormatte.matting.windows import WindowRunner
     from support.reference import maggie_weights, xmem_weights
     from support.shots import build_models_dir, write_shot

@@ -11,8 +11,8 @@ import OpenImageIO as oiio
 import pytest
 
 from actormatte.errors import InputError
+from actormatte.export import MatteWriter, read_matte_exr
 from actormatte.export.comp import CompWriter, check_comp_options, make_writer
-from actormatte.export.exr import MatteWriter, read_matte_exr
 
 H, W = 24, 32
 

@@ -77,10 +77,11 @@ def test_bad_mattes_are_refused_and_nothing_is_written(writer: MatteWriter) -> N
         writer.write(1, {"bob": alpha(1)})
     with pytest.raises(ShapeError, match="'ann'"):
         writer.write(1, {"ann": np.zeros((H, W + 1), np.float32)})
-    bad = alpha(1)
-    bad[3, 3] = np.nan
-    with pytest.raises(ActorMatteError, match="NaN"):
-        writer.write(1, {"ann": bad})
+    for value in (np.nan, np.inf, -np.inf):
+        bad = alpha(1)
+        bad[3, 3] = value
+        with pytest.raises(ActorMatteError, match="NaN or inf"):
+            writer.write(1, {"ann": bad})
     assert not writer.out_dir.exists() or not os.listdir(writer.out_dir)
 
 

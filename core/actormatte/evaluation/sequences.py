@@ -21,7 +21,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from actormatte.errors import InputError, ShapeError
-from actormatte.export.exr import read_matte_exr
+from actormatte.export.exr_files import read_matte_exr
 from actormatte.io.sequence import SequencePattern, parse_plate_pattern
 
 

@@ -6,13 +6,8 @@ one :class:`MatteFrame` per plate frame with :class:`MatteWriter`.
 """
 
 from actormatte.export.collision import check_output_collision
-from actormatte.export.exr import (
-    METADATA_PREFIX,
-    UNION_CHANNEL,
-    MatteFrame,
-    MatteWriter,
-    read_matte_exr,
-)
+from actormatte.export.exr import UNION_CHANNEL, MatteFrame, MatteWriter
+from actormatte.export.exr_files import METADATA_PREFIX, read_matte_exr
 from actormatte.export.layers import (
     LAYER_NAME_RE,
     channel_name,

@@ -1,6 +1,7 @@
 """Per-frame matte EXRs: atomic writer, resume validation and a reader for tests and hosts.
 
-Called by the pipeline's write stage (:class:`MatteWriter`) and by tests (:func:`read_matte_exr`).
+Called by the pipeline's write stage (:class:`MatteWriter`); the reader, pixel stacking and
+chunk checks are in :mod:`actormatte.export.exr_files`.
 The file layout follows CONVENTIONS.md: one single-part scanline EXR per plate frame, data and
 display windows and pixel aspect = the plate's (:class:`~actormatte.io.geometry.PlateGeometry`:
 the data window is the plate's working window, overscan included), timecode and frame rate
@@ -42,13 +43,19 @@ import psutil
 
 from actormatte import __version__
 from actormatte.errors import ActorMatteError, InputError, ShapeError, no_space_error
+from actormatte.export.exr_files import (
+    LAYERS_KEY,
+    METADATA_PREFIX,
+    decodes_tail,
+    fsync_dir,
+    fsync_file,
+    stack_half,
+)
 from actormatte.export.layers import LAYER_NAME_RE, channel_name
 from actormatte.io.geometry import PlateGeometry, spec_windows
 
 logger = logging.getLogger(__name__)
 
-METADATA_PREFIX = "actormatte/"
-LAYERS_KEY = "layers"
 UNION_CHANNEL = "A"
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
@@ -181,9 +188,9 @@ class MatteWriter:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             _write_exr(temp, spec, pixels)
-            _fsync_file(temp)
+            fsync_file(temp)
             os.replace(temp, final)
-            _fsync_dir(self.out_dir)
+            fsync_dir(self.out_dir)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
@@ -216,7 +223,7 @@ class MatteWriter:
         try:
             spec = inp.spec()
             reason = self._layout_mismatch(spec)
-            if reason is None and not _decodes(inp, spec, decode_all):
+            if reason is None and not decodes_tail(inp, spec, decode_all):
                 reason = f"pixels do not decode ({inp.geterror()})"
         finally:
             inp.close()
@@ -288,22 +295,29 @@ class MatteWriter:
                 f"frame {frame}: mattes for unknown layers {unknown} (expected {self.layers}); "
                 "this is a bug, please report it"
             )
-        pixels = np.zeros((self.height, self.width, len(self.channels)), dtype=np.float32)
-        for index, layer in enumerate(self.layers):
-            alpha = alphas.get(layer)
-            if alpha is None:
-                continue
+        inside: set[str] = set()  # layers already within 0..1 (no clip needed)
+        for layer, alpha in alphas.items():
             if alpha.shape != (self.height, self.width):
                 raise ShapeError(
                     f"frame {frame}: matte '{layer}' is {alpha.shape}, expected "
                     f"{(self.height, self.width)}"
                 )
-            if not np.all(np.isfinite(alpha)):
+            # min and max are NaN when a value is (two reductions, no full-size temporaries)
+            low, high = (float(alpha.min()), float(alpha.max())) if alpha.size else (0.0, 0.0)
+            if not (np.isfinite(low) and np.isfinite(high)):
                 raise ActorMatteError(f"frame {frame}: matte '{layer}' has NaN or inf values")
-            pixels[:, :, index] = np.clip(alpha, 0.0, 1.0)
+            if low >= 0.0 and high <= 1.0:
+                inside.add(layer)
+        if self.half:
+            return stack_half(self.layers, alphas, inside, (self.height, self.width),
+                               self.union)
+        pixels = np.zeros((self.height, self.width, len(self.channels)), dtype=np.float32)
+        for index, layer in enumerate(self.layers):
+            if layer in alphas:
+                pixels[:, :, index] = np.clip(alphas[layer], 0.0, 1.0)
         if self.union:
             pixels[:, :, -1] = pixels[:, :, : len(self.layers)].max(axis=2)
-        return _to_half(pixels) if self.half else pixels
+        return pixels
 
     def _spec(self, metadata: Mapping[str, str], frame: int) -> oiio.ImageSpec:
         pixel_type = oiio.HALF if self.half else oiio.FLOAT
@@ -339,69 +353,6 @@ class MatteWriter:
         return None
 
 
-def read_matte_exr(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read a matte EXR written by :class:`MatteWriter`.
-
-    Returns:
-        Layer -> (H, W) float32 matte for every ``<layer>.A`` channel, in actor order when the
-        file has ``actormatte/layers`` (else file order), and the ``actormatte/*`` attributes
-        with the prefix removed. The root union channel ``A`` is not returned.
-
-    Raises:
-        InputError: The file cannot be opened or decoded.
-    """
-    inp = oiio.ImageInput.open(os.fspath(path))
-    if inp is None:
-        raise InputError(f"cannot read matte file {path}: {oiio.geterror()}")
-    try:
-        spec = inp.spec()
-        pixels = inp.read_image(oiio.FLOAT)
-        if pixels is None:
-            raise InputError(f"matte file {path} does not decode (truncated?): {inp.geterror()}")
-    finally:
-        inp.close()
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, -1)  # (H,W,C)
-    metadata = {
-        str(attr.name)[len(METADATA_PREFIX) :]: str(attr.value)
-        for attr in spec.extra_attribs
-        if str(attr.name).startswith(METADATA_PREFIX)
-    }
-    by_layer = {
-        str(ch)[: -len(".A")]: pixels[:, :, i].copy()
-        for i, ch in enumerate(spec.channelnames)
-        if str(ch).endswith(".A") and str(ch) != ".A"
-    }
-    order = json.loads(metadata[LAYERS_KEY]) if LAYERS_KEY in metadata else list(by_layer)
-    ordered = {layer: by_layer[layer] for layer in order if layer in by_layer}
-    ordered.update({k: v for k, v in by_layer.items() if k not in ordered})
-    return ordered, metadata
-
-
-def _decodes(inp: oiio.ImageInput, spec: oiio.ImageSpec, decode_all: bool) -> bool:
-    """Decode the last scanline chunk (or every pixel) of an open file; False on failure."""
-    if decode_all:
-        return inp.read_image(oiio.FLOAT) is not None
-    rows = max(spec.get_int_attribute("oiio:RowsPerChunk", 16), 1)
-    end = spec.y + spec.height
-    first = max(end - rows, spec.y)
-    pixels = inp.read_scanlines(0, 0, first, end, 0, 0, spec.nchannels, oiio.FLOAT)
-    return pixels is not None
-
-
-def _to_half(pixels: np.ndarray) -> np.ndarray:
-    """float32 -> float16, rounding to nearest even as OpenEXR does (byte-identical files).
-
-    Half pixels handed to OIIO skip its per-pixel conversion, which cost more than the ZIP;
-    torch's vectorised conversion is ~4x numpy's ``astype``, with the same bits.
-
-    Shape:
-        Any; returns the same shape, float16.
-    """
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float16).numpy()
-
-
 def _checked_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     for key, value in metadata.items():
         if not _KEY_RE.match(key) or key == LAYERS_KEY:
@@ -426,22 +377,3 @@ def _write_exr(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
         raise ActorMatteError(
             f"writing {path} failed: {error or out.geterror()}; check free space on the disk"
         )
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; folders cannot be opened for fsync on Windows."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
