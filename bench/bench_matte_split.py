@@ -14,12 +14,20 @@ output frame (all threads: reading, matting, EXR writes), the ratios, and the di
 the runs' float32 EXRs.
 
     .venv/bin/python bench/bench_matte_split.py --side-by-side [--frames 14] [--repeat 2]
+
+``--glue REV`` times the window runner's own work (inputs, masks, stacking, the temporal rule)
+around a stand-in network at plate scale (``--height 576 --width 1024``, 3 actors), for
+``windows.py`` of git revision ``REV`` and of the working tree alternately in one process.
+
+    .venv/bin/python bench/bench_matte_split.py --glue HEAD --height 576 --width 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +106,83 @@ def side_by_side(args: argparse.Namespace) -> None:
                   f"{worst:.2e}, {count} of {total} values differ by more than 1e-5")
 
 
+class _StandIn:
+    """A stand-in video network: fixed outputs, its own CPU time counted apart."""
+
+    def __init__(self, frames: int, actors: int, height: int, width: int) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.refined = torch.rand(1, frames, actors, height, width, generator=gen)
+        self.refined = (self.refined * 4).round() / 4  # exact agreements, as in real mattes
+        self.diffs = torch.rand(2, 1, frames, 1, height, width, generator=gen)
+        self.spent = 0.0
+
+    def __call__(self, image: torch.Tensor, masks: torch.Tensor) -> Any:
+        begin = time.thread_time()
+        out = type("Out", (), {})()
+        out.refined = self.refined.clone()
+        out.diff_forward, out.diff_backward = self.diffs[0], self.diffs[1]
+        self.spent += time.thread_time() - begin
+        return out
+
+
+class _GlueClip:
+    """A ClipSource with frames and ID maps in memory (3 actors side by side)."""
+
+    def __init__(self, frames: int, height: int, width: int) -> None:
+        gen = torch.Generator().manual_seed(1)
+        self.num_frames = frames
+        self.actor_ids = [1, 2, 3]
+        self._image = torch.randn(3, height, width, generator=gen)
+        self._ids = torch.zeros(height, width, dtype=torch.int64)
+        for k in range(3):
+            left, right = (2 * k + 1) * width // 7, (2 * k + 2) * width // 7
+            self._ids[height // 4:3 * height // 4, left:right] = k + 1
+
+    def image(self, index: int) -> torch.Tensor:
+        return self._image.clone()
+
+    def ids(self, index: int) -> torch.Tensor:
+        return self._ids.clone()
+
+    def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
+        return alpha
+
+
+def glue(args: argparse.Namespace) -> None:
+    """Runner CPU per window around a stand-in network: ``windows.py`` at REV vs now."""
+    import actormatte.matting.windows as current
+
+    source = subprocess.run(["git", "show", f"{args.glue}:core/actormatte/matting/windows.py"],
+                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("windows_before", loader=None)
+    assert spec is not None
+    before = importlib.util.module_from_spec(spec)
+    sys.modules["windows_before"] = before  # dataclasses look their module up
+    exec(compile(source, "windows_before.py", "exec"), before.__dict__)  # noqa: S102
+    modules = {"before": before, "now": current}
+    clip = _GlueClip(args.frames, args.height, args.width)
+    net = _StandIn(5, 3, args.height, args.width)
+    spent: dict[str, list[float]] = {name: [] for name in modules}
+    results: dict[str, dict[int, torch.Tensor]] = {}
+    for repeat in range(args.repeat):
+        for name in (modules if repeat % 2 == 0 else list(modules)[::-1]):
+            runner = modules[name].WindowRunner(net, None)
+            windows = len(runner.windows_needed(clip.num_frames, range(clip.num_frames)))
+            net.spent = 0.0
+            begin = time.thread_time()
+            results[name] = dict(runner.run(clip, range(clip.num_frames)))
+            total = time.thread_time() - begin - net.spent
+            spent[name].append(total / windows)
+            print(f"repeat {repeat} {name:6s}: {total / windows * 1000:.0f} ms CPU per window",
+                  flush=True)
+    median = {k: float(np.median(v)) for k, v in spent.items()}
+    same = all(torch.equal(results["before"][i], results["now"][i]) for i in results["now"])
+    print(f"{args.width}x{args.height}, 3 actors, {args.frames} frames, 1 thread: runner CPU "
+          f"per window (stand-in network excluded, median of {args.repeat}): {args.glue} "
+          f"{median['before'] * 1000:.0f} ms, now {median['now'] * 1000:.0f} ms "
+          f"({median['now'] / median['before']:.2f}x); same alphas: {same}")
+
+
 def _differences(left: Path, right: Path, read: Any) -> tuple[float, int, int]:
     worst, count, total = 0.0, 0, 0
     for path in sorted(left.glob("*.exr")):
@@ -118,9 +203,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--side-by-side", action="store_true",
                         help="pipeline.matte with encoder reuse on and off")
-    parser.add_argument("--frames", type=int, default=14, help="shot length (--side-by-side)")
+    parser.add_argument("--frames", type=int, default=14,
+                        help="shot length (--side-by-side, --glue)")
+    parser.add_argument("--glue", metavar="REV",
+                        help="runner glue of windows.py at git REV vs the working tree")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.glue:
+        glue(args)
+        return
     if args.side_by_side:
         side_by_side(args)
         return

@@ -86,13 +86,20 @@ def test_fuse_window_of_five_chains_the_rule_over_interior_frames():
     assert not torch.equal(fused, refined)  # the rule did something on this input
 
 
-@pytest.mark.parametrize("frames", [4, 5, 7])
-def test_fuse_window_equals_the_official_rule_chained_bit_for_bit(frames):
-    # Continuous values (no exact agreements), so any change in the float arithmetic shows.
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("quantised", [False, True])
+@pytest.mark.parametrize("frames", [3, 4, 5, 7])
+def test_fuse_window_equals_the_official_rule_chained_bit_for_bit(frames, quantised, inplace):
+    # Continuous values (no exact agreements), so any change in the float arithmetic shows;
+    # quantised ones, so prev == next and prev == mid are common (the select rule's cases).
     gen = torch.Generator().manual_seed(frames)
-    refined = torch.rand(1, frames, 3, 16, 17, generator=gen)
-    diff_f = torch.rand(1, frames, 1, 16, 17, generator=gen)
-    diff_b = torch.rand(1, frames, 1, 16, 17, generator=gen)
+    refined = torch.rand(2, frames, 3, 16, 17, generator=gen)
+    if quantised:
+        refined = (refined * 3).round() / 3
+    diff_f = torch.rand(2, frames, 1, 16, 17, generator=gen)
+    diff_b = torch.rand(2, frames, 1, 16, 17, generator=gen)
+    diff_f[:, :, :, 0, :5] = float("nan")  # NaN probabilities count as "static" (not > 0.5)
+    diff_b[:, :, :, 1, 3:9] = float("nan")
     expected = refined.clone()
     for middle in range(1, frames - 1):
         out = official_temporal_rule(refined[:, middle - 1:middle + 2].clone(),
@@ -101,9 +108,12 @@ def test_fuse_window_equals_the_official_rule_chained_bit_for_bit(frames):
         expected[:, middle] = out[:, 1]
         if middle == frames - 2:
             expected[:, middle + 1] = out[:, 2]
-    fused = fuse_window(refined, diff_f, diff_b)
+    raw = refined.clone()
+    fused = fuse_window(refined, diff_f, diff_b, inplace=inplace)
     assert torch.equal(fused, expected)
-    assert not torch.equal(fused, refined)
+    assert not torch.equal(fused, raw)
+    assert (fused is refined) == inplace
+    assert torch.equal(refined, fused if inplace else raw)
 
 
 def test_groups_of_ten_and_absent_actors():
@@ -112,3 +122,51 @@ def test_groups_of_ten_and_absent_actors():
     groups = runner._groups(list(range(1, 24)), present)
     assert [len(g) for g in groups] == [10, 10, 2]
     assert 4 not in sum(groups, [])
+
+
+class _CountingClip:
+    """A ClipSource of 8x8 frames counting its reads; actor 3 appears from frame 8 on."""
+
+    def __init__(self, num_frames: int) -> None:
+        self.num_frames = num_frames
+        self.actor_ids = [1, 2, 3]
+        self.reads = 0
+
+    def image(self, index: int) -> torch.Tensor:
+        return torch.full((3, 8, 8), float(index))
+
+    def ids(self, index: int) -> torch.Tensor:
+        self.reads += 1
+        ids = torch.zeros(8, 8, dtype=torch.int64)
+        ids[:, :3], ids[:, 3:5] = 1, 2
+        if index >= 8:
+            ids[:, 6:] = 3
+        return ids
+
+    def reverse(self, alpha: torch.Tensor) -> torch.Tensor:
+        return alpha
+
+
+class _Out:
+    def __init__(self, refined: torch.Tensor) -> None:
+        self.refined = refined
+        shape = (1, refined.shape[1], 1, *refined.shape[-2:])
+        self.diff_forward = self.diff_backward = torch.ones(shape)  # all "changed": raw kept
+
+
+def test_runner_reads_each_frame_once_and_zeroes_absent_actors():
+    clip = _CountingClip(11)  # windows 0-4, 3-7, 6-10
+    slots = []
+
+    def forward(image, masks):  # alpha = guidance * (frame index + 1) / 16
+        slots.append(masks.shape[2])
+        return _Out(masks * (image[:, :, :1] + 1) / 16)
+
+    alphas = dict(WindowRunner(forward, None).run(clip, range(11)))
+    assert clip.reads == 11  # the overlaps' frames are prepared once
+    assert slots == [2, 2, 3]  # actor 3 enters the network only in the window holding it
+    for index, alpha in alphas.items():
+        ids = clip.ids(index)
+        for k, actor in enumerate(clip.actor_ids):
+            expected = (ids == actor).float() * (index + 1) / 16
+            assert torch.equal(alpha[k], expected), (index, actor)

@@ -108,41 +108,76 @@ def owner_windows(plan: Sequence[Window], num_frames: int) -> list[int]:
 
 
 def fuse_window(refined: torch.Tensor, diff_forward: torch.Tensor,
-                diff_backward: torch.Tensor) -> torch.Tensor:
+                diff_backward: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
     """The official temporal rule generalised to every interior frame of a window.
 
     Frame ``i`` (1 .. T-2, in order) is fused from ``prev`` = the fused frame ``i-1`` and
     ``next`` = the raw frame ``i+1``; frame ``T-1`` gets the rule's last-frame update from the
     fused frame ``T-2``. Frame 0 stays raw. With T = 3 this equals the official rule.
 
+    Per interior frame the official rule (``a * (1 - m) + b * m`` blends with 0/1 masks ``cf``,
+    ``cb``, which for finite alphas pick ``a`` or ``b``; ``|a - b| > 0`` is ``a != b``) is
+    ``f = cf ? mid : prev``, ``b = cb ? mid : next``, ``out = f != b ? mid : f``. Case by case:
+    ``cf``: ``f = mid``, so ``out = mid`` either way; ``~cf & cb``: ``out = prev`` only where
+    ``prev == mid``; ``~cf & ~cb``: ``out = prev`` where ``prev == next``, else ``mid``. Hence
+    ``out = where(~(cf | cb) & (prev == next), prev, mid)``: three full-size passes. It differs
+    from the rule only where ``~cf & cb`` and ``prev == mid`` with opposite zero signs (the
+    rule gives ``prev``'s, this ``mid``'s), which the reverse's snap to +0 erases; NaNs give
+    ``mid`` in both. The last frame: ``out = cf ? raw : fused T-2``, i.e. ``fused T-2`` where
+    ``~cf``.
+
     Args:
         refined: Raw refined alphas before the rule.
         diff_forward: Forward temporal-difference probabilities.
         diff_backward: Backward temporal-difference probabilities.
+        inplace: Fuse into ``refined`` itself (when it has no other use) instead of a copy.
 
     Returns:
-        The fused alphas, a new tensor.
+        The fused alphas: ``refined`` when ``inplace``, else a new tensor.
 
     Shape:
         refined: (B, T, N, h, w); diff_forward, diff_backward: (B, T, 1, h, w); out like refined.
     """
     frames = refined.shape[1]
-    fused = refined.clone()
-    # official_temporal_rule on each triplet with selects for its blends: the rule multiplies
-    # by 0/1 masks (``a * (1 - m) + b * m``), which for finite alphas picks ``a`` or ``b``
-    # exactly (only the sign of a zero may differ, which the reverse's snap to 0 erases),
-    # and ``|a - b| > 0`` is ``a != b`` (gradual underflow). No triplet copies.
-    changed_f = diff_forward > 0.5  # (B, T, 1, h, w)
-    changed_b = diff_backward > 0.5  # (B, T, 1, h, w)
+    fused = refined if inplace else refined.clone()
+    if frames < 3:
+        return fused
+    # Frame 0 stays raw and frame i+1 is still raw when frame i is fused (frames go in order),
+    # so prev, mid and next all read ``fused``.
+    # ``~(d > 0.5)``, not ``d <= 0.5``: a NaN probability counts as static, as in the rule.
+    static = (diff_forward[:, 1:-1] > 0.5).logical_or_(diff_backward[:, 1:-1] > 0.5)
+    static.logical_not_()  # (B, T-2, 1, h, w)
     for middle in range(1, frames - 1):
-        prev, mid, nxt = fused[:, middle - 1], refined[:, middle], refined[:, middle + 1]
-        fused_f = torch.where(changed_f[:, middle], mid, prev)
-        fused_b = torch.where(changed_b[:, middle], mid, nxt)
-        fused_f = torch.where(fused_f != fused_b, mid, fused_f)
-        if middle == frames - 2:
-            fused[:, middle + 1] = torch.where(changed_f[:, middle + 1], nxt, fused_f)
-        fused[:, middle] = fused_f
+        prev, mid, nxt = fused[:, middle - 1], fused[:, middle], fused[:, middle + 1]
+        keep = torch.eq(prev, nxt).logical_and_(static[:, middle - 1])  # (B, N, h, w)
+        torch.where(keep, prev, mid, out=mid)
+    last, before = fused[:, -1], fused[:, -2]
+    torch.where(diff_forward[:, -1] > 0.5, last, before, out=last)
     return fused
+
+
+@dataclass(frozen=True)
+class FrameInputs:
+    """One frame's network inputs, prepared once per run and shared by overlapping windows.
+
+    Attributes:
+        image: Normalised, padded frame (3, h, w).
+        masks: Guidance of every actor of the shot, in actor order: 0/1 float (N_all, h, w).
+        present: Per actor, whether it covers any pixel of this frame.
+    """
+
+    image: torch.Tensor
+    masks: torch.Tensor
+    present: tuple[bool, ...]
+
+    @staticmethod
+    def prepare(source: ClipSource, index: int) -> FrameInputs:
+        """Read and prepare shot index ``index`` of ``source``."""
+        ids = source.ids(index)  # (h, w) int64
+        actors = torch.tensor(list(source.actor_ids), dtype=ids.dtype, device=ids.device)
+        masks = ids.unsqueeze(0) == actors.view(-1, 1, 1)  # (N_all, h, w) bool
+        present = tuple(bool(p) for p in masks.flatten(1).any(dim=1).tolist())
+        return FrameInputs(source.image(index), masks.float(), present)
 
 
 class WindowSession:
@@ -151,16 +186,17 @@ class WindowSession:
     Attributes:
         source: Frames and masks of the shot.
         wanted: Shot indices the run outputs.
-        frames: Preprocessed (image, ids) of the frames the next window may share.
+        frames: Prepared inputs of the frames the next window may share.
         carry: ``reference`` schedule: group -> fused middle frame of the previous window.
+        features: (shot index, actor slots) -> that frame's encoder features.
+        encoded: Frames encoded so far (a frame encoded for two actor sets counts twice).
     """
 
     def __init__(self, source: ClipSource, wanted: set[int]) -> None:
         self.source = source
         self.wanted = wanted
-        self.frames: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.frames: dict[int, FrameInputs] = {}
         self.carry: dict[int, torch.Tensor] = {}  # group -> prev_pred (B, N, h, w)
-        #: (shot index, actor slots) -> that frame's encoder features (reused across windows).
         self.features: dict[tuple[int, tuple[int, ...]], Any] = {}
         self.encoded = 0
 
@@ -249,7 +285,7 @@ class WindowRunner:
                    window_index: int) -> list[tuple[int, torch.Tensor]]:
         """Matte one window; ``(shot index, alphas (N, H, W))`` of the wanted frames it owns.
 
-        Windows of a session must come in plan order (``windows_needed``): the preprocessed
+        Windows of a session must come in plan order (``windows_needed``): the prepared
         frames of the overlap and the ``reference`` carry pass from one window to the next.
         """
         source = session.source
@@ -260,11 +296,10 @@ class WindowRunner:
             del cache[old]
         for index in range(win.start, win.stop):
             if index not in cache:
-                cache[index] = (source.image(index), source.ids(index))
-        images = torch.stack([cache[i][0] for i in range(win.start, win.stop)])  # (T, 3, h, w)
-        ids = torch.stack([cache[i][1] for i in range(win.start, win.stop)])  # (T, h, w)
+                cache[index] = FrameInputs.prepare(source, index)
+        frames = [cache[i] for i in range(win.start, win.stop)]
         with torch.inference_mode():
-            alphas = self._matte_window(images, ids, source.actor_ids, session, win.start)
+            alphas = self._matte_window(frames, source.actor_ids, session, win.start)
             outputs = [(win.start + offset, source.reverse(alphas[offset]))
                        for offset in range(win.length)
                        if owners[win.start + offset] == window_index
@@ -274,25 +309,34 @@ class WindowRunner:
             del session.features[key]
         return outputs
 
-    def _matte_window(self, images: torch.Tensor, ids: torch.Tensor, actor_ids: Sequence[int],
+    def _matte_window(self, frames: list[FrameInputs], actor_ids: Sequence[int],
                       session: WindowSession, start: int) -> torch.Tensor:
         """Alphas (T, N_all, h, w) of the window starting at ``start``; absent actors stay 0."""
-        frames, _, height, width = images.shape
-        alphas = images.new_zeros((frames, len(actor_ids), height, width))
-        present = [k for k, actor in enumerate(actor_ids) if bool((ids == actor).any())]
-        groups = self._groups(actor_ids, present)
-        for group_index, members in enumerate(groups):
+        num_actors = len(actor_ids)
+        present = [k for k in range(num_actors) if any(f.present[k] for f in frames)]
+        alphas: torch.Tensor | None = None
+        for group_index, members in enumerate(self._groups(actor_ids, present)):
             members_present = [k for k in members if k in present]
             if not members_present:
                 continue
             if self._schedule != "reference":
                 members = members_present
-            masks = torch.stack([(ids == actor_ids[k]) for k in members], dim=1).float()
-            refined = self._forward_group(images, masks, session, group_index,
+            if members == list(range(num_actors)):  # the common case: the masks as cached
+                masks = torch.stack([f.masks for f in frames])  # (T, n, h, w)
+            else:
+                masks = torch.stack([f.masks[members] for f in frames])  # (T, n, h, w)
+            refined = self._forward_group(frames, masks, session, group_index,
                                           (start, tuple(members)))  # (T, n, h, w)
+            if members_present == list(range(num_actors)):  # one group holds every actor
+                return refined
+            if alphas is None:
+                alphas = masks.new_zeros((len(frames), num_actors, *masks.shape[-2:]))
             for slot, k in enumerate(members):
                 if k in members_present:
                     alphas[:, k] = refined[:, slot]
+        if alphas is None:
+            height, width = frames[0].masks.shape[-2:]
+            alphas = frames[0].image.new_zeros((len(frames), num_actors, height, width))
         return alphas
 
     def _groups(self, actor_ids: Sequence[int], present: list[int]) -> list[list[int]]:
@@ -306,50 +350,52 @@ class WindowRunner:
             self._warned_groups = True
         return groups
 
-    def _forward_group(self, images: torch.Tensor, masks: torch.Tensor, session: WindowSession,
-                       group_index: int, key: tuple[int, tuple[int, ...]]) -> torch.Tensor:
-        """One network forward and the temporal rule. Shape: (T,3,h,w), (T,n,h,w) -> (T,n,h,w).
+    def _forward_group(self, frames: list[FrameInputs], masks: torch.Tensor,
+                       session: WindowSession, group_index: int,
+                       key: tuple[int, tuple[int, ...]]) -> torch.Tensor:
+        """One network forward and the temporal rule. Shape: masks (T, n, h, w) -> (T, n, h, w).
 
         ``key`` is (first shot index of the window, actor slots): what a frame's features
         depend on besides the frame.
         """
         carry = session.carry
-        frames = images.shape[0]
-        if frames == 1:
+        if len(frames) == 1:
             if self._image is None:
                 raise RuntimeError("a 1-frame shot needs the MaGGIe image model")
-            out = self._image(images[None], masks[None])  # (1, 1, 3, h, w), (1, 1, n, h, w)
-            return out.refined[0]
+            image = frames[0].image[None, None]  # (3, h, w) -> (1, 1, 3, h, w)
+            return self._image(image, masks[None]).refined[0]  # masks (1, 1, n, h, w)
         assert self._video is not None, "the video model is required for clips of 2+ frames"
         if self._split is not None:
-            out = self._split_forward(images, masks, session, key)
+            out = self._split_forward(frames, masks, session, key)
         else:
+            images = torch.stack([f.image for f in frames])  # (T, 3, h, w)
             out = self._video(images[None], masks[None])  # (1, T, 3, h, w), (1, T, n, h, w)
         refined = out.refined
-        if frames < 3:
+        if len(frames) < 3:
             return refined[0]
         assert out.diff_forward is not None and out.diff_backward is not None
         if self._schedule == "reference":
-            fused = official_temporal_rule(refined.clone(), out.diff_forward,
+            fused = official_temporal_rule(refined, out.diff_forward,
                                            out.diff_backward, prev=carry.get(group_index))
             carry[group_index] = fused[:, 1].clone()
             return fused[0]
-        return fuse_window(refined, out.diff_forward, out.diff_backward)[0]
+        # The forward's refined alphas have no other use: fuse them in place.
+        return fuse_window(refined, out.diff_forward, out.diff_backward, inplace=True)[0]
 
-    def _split_forward(self, images: torch.Tensor, masks: torch.Tensor, session: WindowSession,
-                       key: tuple[int, tuple[int, ...]]) -> WindowOutput:
+    def _split_forward(self, frames: list[FrameInputs], masks: torch.Tensor,
+                       session: WindowSession, key: tuple[int, tuple[int, ...]]) -> WindowOutput:
         """The video forward with each frame's features computed once per actor slots.
 
-        Shape: images (T, 3, h, w); masks (T, n, h, w).
+        Shape: masks (T, n, h, w).
         """
         assert self._split is not None
         encode, decode, cat = self._split
         start, slots = key
         parts = []
-        for offset in range(images.shape[0]):
+        for offset, frame in enumerate(frames):
             frame_key = (start + offset, slots)
             if frame_key not in session.features:
-                session.features[frame_key] = encode(images[offset:offset + 1],
+                session.features[frame_key] = encode(frame.image[None],
                                                      masks[offset:offset + 1])  # (1,3,h,w)
                 session.encoded += 1
             parts.append(session.features[frame_key])
