@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,13 @@ from actormatte.masks import KeyframeSet
 from actormatte.matte import MatteOutputs, MatteStage, MatteStream
 from actormatte.matting.guided import refine_stream
 from actormatte.matting.resample import plan_for_shot
+from actormatte.pipeline_options import (
+    MatteOptions,
+    PropagateOptions,
+    PropagateResult,
+    RunOptions,
+    RunResult,
+)
 from actormatte.progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from actormatte.propagate import make_job, plan_passes, run_propagation, work_state
 from actormatte.propagation import load_xmem
@@ -63,126 +69,6 @@ MaskOptions = MaskConfig
 
 def _no_events(name: str, fields: dict[str, Any]) -> None:
     """An event callback that drops everything."""
-
-
-@dataclass(frozen=True)
-class PropagateOptions:
-    """Options of :func:`propagate`.
-
-    Attributes:
-        plate: Plate pattern, frame file or movie.
-        work: Work folder.
-        masks: Keyframe masks.
-        frames: ``(first, last)`` or ``None`` for the plate's range.
-        models: Models folder, or ``None`` for the default.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        read: How the plate is read.
-        propagate: XMem knobs.
-        overwrite: Start over even if the work folder holds this job.
-    """
-
-    plate: str
-    work: str
-    masks: MaskConfig
-    frames: tuple[int, int] | None = None
-    models: str | None = None
-    device: str = "auto"
-    read: ReadConfig = field(default_factory=ReadConfig)
-    propagate: PropagateConfig = field(default_factory=PropagateConfig)
-    overwrite: bool = False
-
-
-@dataclass(frozen=True)
-class MatteOptions:
-    """Options of :func:`matte`.
-
-    Attributes:
-        work: Work folder written by :func:`propagate`.
-        out: Output folder.
-        frames: ``(first, last)`` within the propagated range, or ``None`` for all of it.
-        models: Models folder, or ``None`` for the default.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        matte: MaGGIe knobs.
-        export: EXR knobs.
-    """
-
-    work: str
-    out: str
-    frames: tuple[int, int] | None = None
-    models: str | None = None
-    device: str = "auto"
-    matte: MatteConfig = field(default_factory=MatteConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Options of :func:`run` (see :class:`PropagateOptions` and :class:`MatteOptions`).
-
-    Attributes:
-        work: Work folder; ``None`` = ``<out>/.actormatte/<name>``.
-    """
-
-    plate: str
-    out: str
-    masks: MaskConfig
-    frames: tuple[int, int] | None = None
-    models: str | None = None
-    device: str = "auto"
-    read: ReadConfig = field(default_factory=ReadConfig)
-    propagate: PropagateConfig = field(default_factory=PropagateConfig)
-    matte: MatteConfig = field(default_factory=MatteConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    work: str | None = None
-
-
-@dataclass(frozen=True)
-class PropagateResult:
-    """What :func:`propagate` did.
-
-    Attributes:
-        work: The work folder.
-        first: First propagated frame.
-        last: Last propagated frame.
-        frames_propagated: Frames computed by this call.
-        frames_resumed: Frames already done by an earlier call.
-    """
-
-    work: str
-    first: int
-    last: int
-    frames_propagated: int
-    frames_resumed: int
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What :func:`matte` or :func:`run` wrote.
-
-    Attributes:
-        frames_written: Frames computed and written.
-        frames_skipped: Frames already complete on disk.
-        out: Output folder.
-        pattern: ``<out>/<name>.####.exr``.
-        first: First frame of the range.
-        last: Last frame of the range.
-        layers: Layer names in actor order.
-        work: The work folder used.
-        frames_propagated: ``run``: ID maps computed by XMem in this call (any pass).
-        frames_resumed: ``run``: ID maps reused from an earlier call (a correction reuses
-            those before its last valid checkpoint).
-    """
-
-    frames_written: int
-    frames_skipped: int
-    out: str
-    pattern: str
-    first: int
-    last: int
-    layers: list[str]
-    work: str
-    frames_propagated: int = 0
-    frames_resumed: int = 0
 
 
 @releases_locks
